@@ -1,0 +1,193 @@
+//! Jobs: what a client asked for, and the record of what became of it.
+
+use crate::error::ErrorCode;
+use crate::execution::ExecutionResult;
+use crate::ids::{JobId, NodeId, UserUuid};
+use crate::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// Run code in the session's kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecuteSpec {
+    pub code: String,
+    /// Wall-clock limit for this execution, enforced by the worker-host's timeout ladder.
+    pub timeout_ms: u64,
+}
+
+/// The work a job asks for. Every kind travels the same path (bus → owner node → store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum JobKind {
+    #[serde(rename = "execute")]
+    Execute(ExecuteSpec),
+    /// Destroy the session's sandbox and disk.
+    #[serde(rename = "release")]
+    Release,
+}
+
+impl JobKind {
+    /// The wire name of the kind (`execute`, `release`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::Execute(_) => "execute",
+            JobKind::Release => "release",
+        }
+    }
+}
+
+/// One unit of work for one session, as it travels over the bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub user_uuid: UserUuid,
+    /// Position in the session's ordered log; jobs of a session run in `seq` order.
+    pub seq: u64,
+    pub kind: JobKind,
+    pub submitted_at: UnixMillis,
+    /// Where to POST the record when the job ends (validated by the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Opaque client data echoed back in the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A job's life. Transitions only move forward: `queued → running → terminal`, or
+/// `queued → terminal`; a terminal status never changes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    SessionLost,
+}
+
+impl JobStatus {
+    /// Whether the job is finished and its record final.
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 2
+    }
+
+    /// 0 = queued, 1 = running, 2 = terminal. A transition must strictly increase it.
+    pub fn rank(self) -> u8 {
+        match self {
+            JobStatus::Queued => 0,
+            JobStatus::Running => 1,
+            JobStatus::Succeeded
+            | JobStatus::Failed
+            | JobStatus::Cancelled
+            | JobStatus::TimedOut
+            | JobStatus::SessionLost => 2,
+        }
+    }
+
+    /// Whether moving from `self` to `next` goes forward.
+    pub fn can_become(self, next: JobStatus) -> bool {
+        next.rank() > self.rank()
+    }
+
+    /// The wire name (`queued`, `succeeded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::SessionLost => "session_lost",
+        }
+    }
+}
+
+/// Why a job failed, for statuses other than `succeeded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What a finished job produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum JobResult {
+    #[serde(rename = "execute")]
+    Execute(ExecutionResult),
+    #[serde(rename = "release")]
+    Release {
+        /// Whether a sandbox existed and was destroyed (false: nothing to release).
+        released: bool,
+    },
+}
+
+/// The single source of truth about a job, kept by the result store and read by every
+/// channel (sync call, poll, SSE, webhook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job: Job,
+    pub status: JobStatus,
+    /// The worker-host node the job was routed to.
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+    pub queued_at: UnixMillis,
+    #[serde(default)]
+    pub started_at: Option<UnixMillis>,
+    #[serde(default)]
+    pub finished_at: Option<UnixMillis>,
+    #[serde(default)]
+    pub result: Option<JobResult>,
+    #[serde(default)]
+    pub error: Option<JobError>,
+    /// Set when a client asked to cancel; a worker that sees it before starting skips the job.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+impl JobRecord {
+    /// A freshly accepted job.
+    pub fn queued(job: Job, node_id: Option<NodeId>) -> Self {
+        Self {
+            queued_at: job.submitted_at,
+            job,
+            status: JobStatus::Queued,
+            node_id,
+            started_at: None,
+            finished_at: None,
+            result: None,
+            error: None,
+            cancel_requested: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(JobStatus::Queued.can_become(JobStatus::Running));
+        assert!(JobStatus::Queued.can_become(JobStatus::Cancelled));
+        assert!(JobStatus::Running.can_become(JobStatus::Succeeded));
+        assert!(!JobStatus::Running.can_become(JobStatus::Queued));
+        assert!(!JobStatus::Succeeded.can_become(JobStatus::Failed));
+        assert!(!JobStatus::Running.can_become(JobStatus::Running));
+    }
+
+    #[test]
+    fn job_kind_wire_shape() {
+        let kind = JobKind::Execute(ExecuteSpec {
+            code: "1".into(),
+            timeout_ms: 5,
+        });
+        let v = serde_json::to_value(&kind).unwrap();
+        assert_eq!(v["type"], "execute");
+        assert_eq!(v["code"], "1");
+        let back: JobKind = serde_json::from_value(v).unwrap();
+        assert_eq!(back, kind);
+    }
+}

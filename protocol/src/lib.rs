@@ -1,0 +1,26 @@
+//! Tether's wire contract: the plain data every role exchanges.
+//!
+//! - [`ids`]: validated identifiers (`UserUuid`, `JobId`, `NodeId`).
+//! - [`job`]: what a client asks for (`Job`, `JobKind`) and its life (`JobStatus`, `JobRecord`).
+//! - [`execution`]: what running code produced (`ExecutionResult`, `Output`, `Outcome`).
+//! - [`event`]: the ordered stream of things a job emits while it runs.
+//! - [`error`]: stable machine-readable error codes shared by API, dispatcher and workers.
+//! - [`names`]: AMQP queue/exchange names and store key names, in one place.
+//! - [`time`]: wall-clock timestamps as carried on the wire.
+//!
+//! Nothing here performs I/O; every role depends on this crate and on no other role.
+
+pub mod error;
+pub mod event;
+pub mod execution;
+pub mod ids;
+pub mod job;
+pub mod names;
+pub mod time;
+
+pub use error::ErrorCode;
+pub use event::{JobEvent, JobEventKind};
+pub use execution::{ExecError, ExecutionResult, FileChange, Outcome, Output, StreamName};
+pub use ids::{IdError, JobId, NodeId, UserUuid};
+pub use job::{ExecuteSpec, Job, JobError, JobKind, JobRecord, JobResult, JobStatus};
+pub use time::UnixMillis;

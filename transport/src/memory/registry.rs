@@ -1,0 +1,92 @@
+//! Node liveness and session bindings in process memory.
+
+use crate::registry::{NodeInfo, RegistryError, SessionRegistry};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tether_protocol::{NodeId, UserUuid};
+
+/// A registry for one process (embedded mode and tests).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRegistry {
+    inner: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    nodes: HashMap<NodeId, (NodeInfo, Instant)>,
+    sessions: HashMap<UserUuid, NodeId>,
+    draining: HashMap<NodeId, bool>,
+}
+
+impl MemoryRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SessionRegistry for MemoryRegistry {
+    async fn heartbeat(&self, mut info: NodeInfo, ttl: Duration) -> Result<(), RegistryError> {
+        let mut state = self.state();
+        if let Some(draining) = state.draining.get(&info.id) {
+            info.draining |= *draining;
+        }
+        let id = info.id.clone();
+        state.nodes.insert(id, (info, Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn deregister(&self, node: &NodeId) -> Result<(), RegistryError> {
+        self.state().nodes.remove(node);
+        Ok(())
+    }
+
+    async fn live_nodes(&self) -> Result<Vec<NodeInfo>, RegistryError> {
+        let now = Instant::now();
+        let state = self.state();
+        let mut nodes: Vec<NodeInfo> = state
+            .nodes
+            .values()
+            .filter(|(_, expires)| *expires > now)
+            .map(|(info, _)| {
+                let mut info = info.clone();
+                info.draining |= state.draining.get(&info.id).copied().unwrap_or(false);
+                info
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    async fn session_node(&self, user: UserUuid) -> Result<Option<NodeId>, RegistryError> {
+        Ok(self.state().sessions.get(&user).cloned())
+    }
+
+    async fn bind_session(&self, user: UserUuid, node: &NodeId) -> Result<NodeId, RegistryError> {
+        Ok(self
+            .state()
+            .sessions
+            .entry(user)
+            .or_insert_with(|| node.clone())
+            .clone())
+    }
+
+    async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError> {
+        let mut state = self.state();
+        if state.sessions.get(&user) == Some(node) {
+            state.sessions.remove(&user);
+        }
+        Ok(())
+    }
+
+    async fn set_draining(&self, node: &NodeId, draining: bool) -> Result<(), RegistryError> {
+        self.state().draining.insert(node.clone(), draining);
+        Ok(())
+    }
+}

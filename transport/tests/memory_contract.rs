@@ -1,0 +1,24 @@
+//! The shared contract, run against the in-process implementations.
+
+use std::sync::Arc;
+use tether_transport::contract;
+use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
+
+#[tokio::test]
+async fn store_contract() {
+    let store = Arc::new(MemoryStore::default());
+    contract::store_transitions_only_move_forward(store.as_ref()).await;
+    contract::store_wait_wakes_on_finish(store.clone()).await;
+    contract::store_events_resume(store.clone()).await;
+    contract::store_seq_per_session(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn bus_contract() {
+    contract::bus_delivers_in_order_and_requeues(&MemoryBus::new(), "mem-bus").await;
+}
+
+#[tokio::test]
+async fn registry_contract() {
+    contract::registry_binds_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
+}
