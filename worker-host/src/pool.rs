@@ -39,7 +39,10 @@ struct Inner {
     warming: AtomicUsize,
     /// Set once the first fill of the idle set finished.
     initialised: AtomicBool,
+    /// Wakes the replenisher.
     wake: Notify,
+    /// Wakes acquirers waiting for a warming sandbox.
+    turned_idle: Notify,
 }
 
 /// Counts for status reporting.
@@ -61,19 +64,34 @@ impl Pool {
                 warming: AtomicUsize::new(0),
                 initialised: AtomicBool::new(false),
                 wake: Notify::new(),
+                turned_idle: Notify::new(),
             }),
         }
     }
 
     /// Take a ready sandbox, or start one if the cap allows.
     pub async fn acquire(&self) -> Result<Sandbox, AcquireError> {
-        let ready = self.idle().pop_front();
-        if let Some(sandbox) = ready {
-            self.inner.wake.notify_one();
-            return Ok(sandbox);
-        }
-        if !self.reserve() {
-            return Err(AcquireError::NoCapacity(self.inner.config.max_total));
+        let deadline = tokio::time::Instant::now() + self.inner.config.start_timeout;
+        loop {
+            // Register interest before looking, so a sandbox that turns idle in between
+            // is not missed.
+            let turned_idle = self.inner.turned_idle.notified();
+            tokio::pin!(turned_idle);
+            turned_idle.as_mut().enable();
+            let ready = self.idle().pop_front();
+            if let Some(sandbox) = ready {
+                self.inner.wake.notify_one();
+                return Ok(sandbox);
+            }
+            if self.reserve() {
+                break;
+            }
+            // At the cap, but sandboxes being warmed will become free: wait for one.
+            if self.inner.warming.load(Ordering::SeqCst) == 0
+                || tokio::time::timeout_at(deadline, turned_idle).await.is_err()
+            {
+                return Err(AcquireError::NoCapacity(self.inner.config.max_total));
+            }
         }
         match Sandbox::create(&self.inner.runtime, &self.inner.config).await {
             Ok(sandbox) => Ok(sandbox),
@@ -135,8 +153,7 @@ impl Pool {
                 let pool = self.clone();
                 starts.push(tokio::spawn(async move {
                     let made = Sandbox::create(&pool.inner.runtime, &pool.inner.config).await;
-                    pool.inner.warming.fetch_sub(1, Ordering::SeqCst);
-                    match made {
+                    let ok = match made {
                         Ok(sandbox) => {
                             pool.idle().push_back(sandbox);
                             true
@@ -146,7 +163,10 @@ impl Pool {
                             pool.inner.total.fetch_sub(1, Ordering::SeqCst);
                             false
                         }
-                    }
+                    };
+                    pool.inner.warming.fetch_sub(1, Ordering::SeqCst);
+                    pool.inner.turned_idle.notify_waiters();
+                    ok
                 }));
             }
             let mut failed = false;
