@@ -43,12 +43,21 @@ fn body_limit_hint(req: &Request) -> usize {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Parse `bytes` as `T`; syntax errors are `invalid_json`, shape errors name the field.
+/// Parse `bytes` as the JSON object `T`; syntax errors are `invalid_json`, shape errors
+/// name the field. Only an object is accepted (serde would also read a struct from an
+/// array, which no client means).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_json(
-            "the body is empty; expected a JSON object",
-        ));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::invalid_json(
+                "the body is empty; expected a JSON object",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            return Err(ApiError::invalid_field("body", "expected a JSON object"));
+        }
+        Some(_) => {}
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
