@@ -55,6 +55,9 @@ impl Dispatcher {
                     tracing::debug!(node_id = %node, seq, "job queued");
                     Ok(record)
                 }
+                Err(BusError::Unroutable(gone)) if record.job.kind == JobKind::Release => {
+                    self.release_on_lost_node(record, gone).await
+                }
                 Err(BusError::Unroutable(gone)) => self.reroute(record, gone).await,
                 Err(e) => {
                     self.fail(
@@ -139,6 +142,33 @@ impl Dispatcher {
                 .await;
                 Err(lost(gone))
             }
+        }
+    }
+
+    /// The session's node is gone, and its sandbox with it: a release has nothing left to
+    /// do (re-placing it would only reach a node that never had the sandbox).
+    async fn release_on_lost_node(
+        &self,
+        record: JobRecord,
+        gone: NodeId,
+    ) -> Result<JobRecord, DispatchError> {
+        tracing::warn!(node_id = %gone, "released a session whose node is gone");
+        self.registry
+            .unbind_session(record.job.user_uuid, &gone)
+            .await?;
+        let now = UnixMillis::now();
+        let update = RecordUpdate::Finished {
+            status: JobStatus::Succeeded,
+            result: Some(JobResult::Release { released: false }),
+            error: None,
+            at: now,
+        };
+        match self.store.update(record.job.id, update).await? {
+            UpdateOutcome::Applied(record) | UpdateOutcome::Stale(record) => Ok(record),
+            UpdateOutcome::Missing => Err(DispatchError::SessionLost {
+                job: record.job.id,
+                node: gone,
+            }),
         }
     }
 

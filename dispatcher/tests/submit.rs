@@ -304,3 +304,22 @@ async fn unroutable_twice_fails_the_record_with_session_lost() {
     assert_eq!(record.error.unwrap().code, ErrorCode::SessionLost);
     assert_eq!(h.registry.session_node(user).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn release_on_a_vanished_node_succeeds_without_re_placing() {
+    let h = harness();
+    h.heartbeat("a", 8, 0, true).await;
+    h.heartbeat("b", 8, 0, true).await;
+    h.fake_worker("b").await;
+    let user = UserUuid::random();
+    // Bound to "a", which heartbeats but has no queue any more.
+    h.registry.bind_session(user, &node("a")).await.unwrap();
+    let record = h
+        .dispatcher
+        .submit(user, JobKind::Release, None, None)
+        .await
+        .unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(record.result, Some(JobResult::Release { released: false }));
+    assert_eq!(h.registry.session_node(user).await.unwrap(), None);
+}
