@@ -51,7 +51,7 @@ wait_for() {
         sleep 0.5
     done
 }
-systemd_pid1() { [[ "$(ps -p 1 -o comm= 2>/dev/null)" == systemd ]]; }
+systemd_pid1() { [[ "$(cat /proc/1/comm 2>/dev/null)" == systemd ]]; }
 # Start a daemon detached from this script's session, output to a log file.
 spawn() {
     local logfile="$1"
