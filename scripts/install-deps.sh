@@ -75,7 +75,10 @@ moto_ok() { "$MOTO_VENV/bin/python" -c 'import moto' >/dev/null 2>&1 && [[ -x "$
 
 # ---------------------------------------------------------------- packages
 pkgs=()
-have dockerd || pkgs+=(docker.io)
+# docker.io's recommends that matter without systemd: cgroupfs-mount (mounts the
+# cgroup v1 hierarchies dockerd needs) and apparmor (its parser, should the kernel
+# have AppArmor on). The rest (needrestart, git, ...) is not wanted.
+have dockerd || pkgs+=(docker.io cgroupfs-mount apparmor)
 have docker || pkgs+=(docker.io)
 have mkfs.ext4 || pkgs+=(e2fsprogs)
 have losetup || pkgs+=(mount)
@@ -134,6 +137,14 @@ else
     elif pgrep -x dockerd >/dev/null 2>&1; then
         how="dockerd already started, waiting"
     else
+        # Without an init system nobody mounts the cgroup v1 hierarchies
+        # (a cgroup2-only /sys/fs/cgroup needs nothing).
+        if [[ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" != cgroup2fs ]] &&
+            ! mountpoint -q /sys/fs/cgroup/devices 2>/dev/null; then
+            have cgroupfs-mount || die "cgroups are not mounted and cgroupfs-mount is missing (apt-get install cgroupfs-mount)"
+            cgroupfs-mount || die "cgroupfs-mount failed: dockerd cannot run without cgroups"
+            status cgroups "mounted with cgroupfs-mount"
+        fi
         spawn /var/log/dockerd.log dockerd
         how="started dockerd (log /var/log/dockerd.log)"
     fi

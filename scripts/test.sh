@@ -43,7 +43,16 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rust
 [[ -f Cargo.toml ]] || die "no Cargo.toml in $ROOT: nothing to test"
 
 step "cargo fmt --all --check"
-cargo fmt --all --check || die "cargo fmt --all --check (run: cargo fmt --all)"
+fmt_out="$(mktemp)"
+if ! cargo fmt --all --check >"$fmt_out" 2>&1; then
+    # The full diff can run to thousands of lines: show its start and the files.
+    head -n 80 "$fmt_out"
+    echo "[test.sh] files that cargo fmt would change:"
+    sed -n 's/^Diff in \(.*\):[0-9]*:$/  \1/p' "$fmt_out" | sort -u
+    rm -f "$fmt_out"
+    die "cargo fmt --all --check (run: cargo fmt --all)"
+fi
+rm -f "$fmt_out"
 
 step "cargo clippy --workspace --all-targets -j2 -- -D warnings"
 cargo clippy --workspace --all-targets -j2 -- -D warnings || die "cargo clippy"

@@ -41,6 +41,15 @@ image_hash() {
 HASH="$(image_hash)"
 SHORT="${HASH:0:12}"
 
+# One build at a time on this machine (tests, `tether serve` and install-deps may
+# all ask at once); a waiter then finds the image built by the first.
+LOCK="$LOG_DIR/tether-image-build.lock"
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+    log "another build holds $LOCK; waiting (up to 40 min)"
+    flock -w 2400 9 || die "timed out waiting for $LOCK"
+fi
+
 if [[ "${TETHER_FORCE_BUILD:-0}" != 1 ]]; then
     current="$(docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$IMAGE" 2>/dev/null || true)"
     if [[ "$current" == "$HASH" ]]; then
