@@ -40,7 +40,7 @@ struct Parts {
     /// Sent as `Retry-After` (whole seconds, rounded up).
     retry_after: Option<Duration>,
     /// What the execution produced before it failed (timeouts, crashes).
-    execution: Option<Box<ExecutionResult>>,
+    execution: Option<ExecutionResult>,
     /// Logged but never sent (internal errors).
     cause: Option<String>,
 }
@@ -141,7 +141,7 @@ impl ApiError {
     }
 
     pub fn with_execution(mut self, execution: Option<ExecutionResult>) -> Self {
-        self.0.execution = execution.map(Box::new);
+        self.0.execution = execution;
         self
     }
 
@@ -204,7 +204,7 @@ impl IntoResponse for ApiError {
                 message: &self.0.message,
                 field: self.0.field.as_deref(),
             },
-            execution: self.0.execution.as_deref(),
+            execution: self.0.execution.as_ref(),
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(after) = self.0.retry_after {

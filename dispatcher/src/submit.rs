@@ -30,7 +30,13 @@ impl Dispatcher {
         let span =
             tracing::info_span!("submit", job_id = %id, user_uuid = %user, kind = kind.name());
         async move {
-            let bound = self.live_binding(user).await?;
+            let node = match self.live_binding(user).await? {
+                Some(node) => Some(node),
+                None if kind == JobKind::Release => None,
+                None => Some(self.place(user, None).await?),
+            };
+            // Allocated only once the job will be recorded, so refused jobs leave no gap
+            // in the session's log.
             let seq = self.store.next_seq(user).await?;
             let job = Job {
                 id,
@@ -41,12 +47,8 @@ impl Dispatcher {
                 callback_url,
                 metadata,
             };
-            if job.kind == JobKind::Release && bound.is_none() {
+            let Some(node) = node else {
                 return self.release_without_sandbox(job).await;
-            }
-            let node = match bound {
-                Some(node) => node,
-                None => self.place(user, None).await?,
             };
             let record = JobRecord::queued(job, Some(node.clone()));
             self.store.insert(&record).await?;

@@ -155,6 +155,22 @@ async fn seq_counts_up_per_session() {
         assert_eq!(r.job.seq, want);
         assert_eq!(r.node_id, Some(node("a")));
     }
+    // A refused submission takes no place in the log.
+    let other = UserUuid::random();
+    h.heartbeat("a", 4, 4, true).await;
+    assert!(
+        h.dispatcher
+            .submit(other, execute(), None, None)
+            .await
+            .is_err()
+    );
+    h.heartbeat("a", 4, 0, true).await;
+    let r = h
+        .dispatcher
+        .submit(other, execute(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.job.seq, 1);
 }
 
 #[tokio::test]
