@@ -112,6 +112,10 @@ pub struct JobError {
 }
 
 /// What a finished job produced.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are short-lived and serialised at once; boxing would only add an allocation"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum JobResult {
