@@ -13,18 +13,14 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-    cat >&2 <<'MSG'
-[serve.sh] cargo was not found. Tether needs a recent Rust toolchain (edition 2024,
-Rust >= 1.90); Debian's cargo package is too old. Install it with rustup
-(https://rustup.rs):
-
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    . "$HOME/.cargo/env"
-
-then run scripts/serve.sh again.
-MSG
-    exit 1
+    # Debian's cargo package is too old (the workspace uses edition 2024, Rust >= 1.90):
+    # install the current stable toolchain with rustup, minimal profile.
+    echo "[serve.sh] cargo not found: installing Rust (rustup, minimal profile)"
+    command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl ca-certificates >/dev/null; }
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    export PATH="$HOME/.cargo/bin:$PATH"
 fi
+command -v cc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq build-essential >/dev/null; }
 
 echo "[serve.sh] cargo build --release -j2 --bin tether"
 cargo build --release -j2 --bin tether

@@ -68,10 +68,19 @@ async fn execute(client: &reqwest::Client, url: &str, user: &str, code: &str) ->
 
 fn containers(node_id: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label=org.tether.node={node_id}")])
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=org.tether.node={node_id}"),
+        ])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -90,7 +99,11 @@ fn loops_under(dir: &Path) -> Vec<String> {
         .expect("losetup");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.split_whitespace().nth(1).is_some_and(|b| Path::new(b).starts_with(dir)))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|b| Path::new(b).starts_with(dir))
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -122,22 +135,49 @@ async fn sigkill_leftovers_are_removed_on_restart() {
     let mut second = start(&node_id, &data_dir);
     wait_ready(&client, &second.url).await;
     let now = containers(&node_id);
-    assert!(old_containers.iter().all(|c| !now.contains(c)), "old containers survived: {now:?}");
+    assert!(
+        old_containers.iter().all(|c| !now.contains(c)),
+        "old containers survived: {now:?}"
+    );
     let mounts = mounts_under(&data_dir);
-    assert!(old_mounts.iter().all(|m| !mounts.contains(m)), "old mounts survived: {mounts:?}");
+    assert!(
+        old_mounts.iter().all(|m| !mounts.contains(m)),
+        "old mounts survived: {mounts:?}"
+    );
     let loops = loops_under(&data_dir);
-    assert!(loops.len() <= mounts.len(), "stray loop devices: {loops:?} vs mounts {mounts:?}");
+    assert!(
+        loops.len() <= mounts.len(),
+        "stray loop devices: {loops:?} vs mounts {mounts:?}"
+    );
     // The restarted node serves.
-    let body = execute(&client, &second.url, &uuid::Uuid::new_v4().to_string(), "print(6*7)").await;
+    let body = execute(
+        &client,
+        &second.url,
+        &uuid::Uuid::new_v4().to_string(),
+        "print(6*7)",
+    )
+    .await;
     assert_eq!(body["result_text"], "42\n");
 
     // Graceful shutdown removes everything of this node.
     let pid = second.child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     let status = second.child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
-    assert!(containers(&node_id).is_empty(), "containers left after SIGTERM");
-    assert!(mounts_under(&data_dir).is_empty(), "mounts left after SIGTERM");
-    assert!(loops_under(&data_dir).is_empty(), "loop devices left after SIGTERM");
+    assert!(
+        containers(&node_id).is_empty(),
+        "containers left after SIGTERM"
+    );
+    assert!(
+        mounts_under(&data_dir).is_empty(),
+        "mounts left after SIGTERM"
+    );
+    assert!(
+        loops_under(&data_dir).is_empty(),
+        "loop devices left after SIGTERM"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
