@@ -46,6 +46,8 @@ pub(super) struct Shared {
     pub(super) consumers: tokio::sync::Mutex<Vec<ConsumerSpec>>,
     /// Why the last connection attempt failed, for the `Unavailable` message.
     last_error: Mutex<String>,
+    /// Counts failed connection attempts, so that `connect` can give up after the first.
+    failed_attempts: watch::Sender<u64>,
     pub(super) shutdown: CancellationToken,
     /// Numbers consumer tags.
     consumer_count: AtomicU64,
@@ -57,6 +59,12 @@ impl Shared {
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = e.to_string();
+    }
+
+    /// A connection attempt failed with `e`.
+    pub(super) fn attempt_failed(&self, e: &BusError) {
+        self.set_last_error(e);
+        self.failed_attempts.send_modify(|n| *n += 1);
     }
 
     /// The link to use now, or `Unavailable` without waiting.
@@ -87,6 +95,7 @@ impl AmqpBus {
             link: watch::Sender::new(None),
             consumers: tokio::sync::Mutex::new(Vec::new()),
             last_error: Mutex::new("connecting".to_owned()),
+            failed_attempts: watch::Sender::new(0),
             shutdown: shutdown.clone(),
             consumer_count: AtomicU64::new(0),
         });
@@ -97,18 +106,17 @@ impl AmqpBus {
         }
     }
 
-    /// Start, then wait up to [`AmqpConfig::op_timeout`] for the first connection.
+    /// Start, then wait for the first connection attempt: `Ok` once connected, the
+    /// attempt's error if it failed. Afterwards the bus behaves as one from [`Self::start`].
     pub async fn connect(config: AmqpConfig) -> Result<Self, BusError> {
-        let limit = config.op_timeout;
         let bus = Self::start(config);
         let mut link = bus.shared.link.subscribe();
-        let up = tokio::time::timeout(limit, link.wait_for(Option::is_some)).await;
-        match up {
-            Ok(Ok(_)) => Ok(bus),
-            _ => Err(bus.shared.current_link().err().unwrap_or_else(|| {
-                BusError::Unavailable(format!("no broker connection within {limit:?}"))
-            })),
+        let mut failures = bus.shared.failed_attempts.subscribe();
+        tokio::select! {
+            _ = link.wait_for(Option::is_some) => {}
+            _ = failures.wait_for(|n| *n > 0) => {}
         }
+        bus.shared.current_link().map(|_| bus)
     }
 
     /// Whether the bus is connected right now.

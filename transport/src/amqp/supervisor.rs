@@ -4,7 +4,7 @@
 use super::bus::Shared;
 use super::link::Link;
 use crate::bus::BusError;
-use backoff::ExponentialBackoff;
+use backoff::ExponentialBackoffBuilder;
 use backoff::backoff::Backoff;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -13,25 +13,24 @@ use std::time::{Duration, Instant};
 /// A link that lived this long was healthy: the next failure starts backing off afresh.
 const STABLE_FOR: Duration = Duration::from_secs(10);
 /// How often the supervisor looks at the connection status besides listening for errors.
-const STATUS_CHECK: Duration = Duration::from_millis(250);
+const STATUS_CHECK: Duration = Duration::from_millis(100);
 
 /// Runs until the bus is closed or dropped.
 pub(super) async fn supervise(shared: Arc<Shared>) {
-    let mut backoff = ExponentialBackoff {
-        initial_interval: shared.config.reconnect_initial,
-        max_interval: shared.config.reconnect_max,
-        multiplier: 2.0,
-        randomization_factor: 0.2,
-        max_elapsed_time: None,
-        ..ExponentialBackoff::default()
-    };
+    let mut backoff = ExponentialBackoffBuilder::new()
+        .with_initial_interval(shared.config.reconnect_initial)
+        .with_max_interval(shared.config.reconnect_max)
+        .with_multiplier(2.0)
+        .with_randomization_factor(0.2)
+        .with_max_elapsed_time(None)
+        .build();
     let mut generation = 0;
     loop {
         generation += 1;
         let link = match establish(&shared, generation).await {
             Ok(link) => link,
             Err(e) => {
-                shared.set_last_error(&e);
+                shared.attempt_failed(&e);
                 let delay = backoff
                     .next_backoff()
                     .unwrap_or(shared.config.reconnect_max);

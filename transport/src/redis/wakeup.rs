@@ -6,6 +6,8 @@
 //! latency, never a result.
 
 use super::RedisPool;
+use backoff::backoff::Backoff;
+use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the listener checks that its pub/sub connection still answers.
 const PUBSUB_PING: Duration = Duration::from_secs(10);
+/// Longest pause between attempts to subscribe again.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
 /// The jobs some task of this process is waiting on.
 #[derive(Debug, Default)]
@@ -109,31 +113,43 @@ impl Drop for Watch {
     }
 }
 
-/// Keep one subscription to the wake channel, reconnecting after failures, until shutdown.
+/// Keep one subscription to the wake channel, reconnecting with backoff after failures,
+/// until shutdown.
 pub(super) async fn listen(pool: RedisPool, wakeups: Arc<Wakeups>, shutdown: CancellationToken) {
     let channel = names::wake_channel(pool.prefix());
-    let retry = pool.config.poll_interval;
+    let mut backoff = ExponentialBackoffBuilder::new()
+        .with_initial_interval(Duration::from_millis(100))
+        .with_max_interval(RESUBSCRIBE_MAX)
+        .with_max_elapsed_time(None)
+        .build();
     loop {
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
-            outcome = subscribed(&pool, &channel, &wakeups) => outcome,
+            outcome = subscribed(&pool, &channel, &wakeups, &mut backoff) => outcome,
         };
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "Redis wake-ups interrupted; waiters poll until they are back");
         }
+        let delay = backoff.next_backoff().unwrap_or(RESUBSCRIBE_MAX);
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(retry) => {}
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }
 
 /// Subscribe and dispatch until the connection fails.
-async fn subscribed(pool: &RedisPool, channel: &str, wakeups: &Wakeups) -> Result<(), String> {
+async fn subscribed(
+    pool: &RedisPool,
+    channel: &str,
+    wakeups: &Wakeups,
+    backoff: &mut ExponentialBackoff,
+) -> Result<(), String> {
     let limit = pool.config.op_timeout;
     let pubsub = within(limit, "connect", pool.client.get_async_pubsub()).await?;
     let (mut sink, mut messages) = pubsub.split();
     within(limit, "subscribe", sink.subscribe(channel)).await?;
+    backoff.reset();
     // Anything published while we were not listening is picked up by a re-read now.
     wakeups.wake_all();
     let mut ping = tokio::time::interval(PUBSUB_PING);
