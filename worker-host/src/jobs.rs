@@ -1,0 +1,363 @@
+//! The node's job loop: consume this node's queue, run each job in its session (in queue
+//! order per session), write the result to the store, and only then acknowledge.
+//! Also heartbeats the node into the registry so placement can see it.
+
+use crate::cell::{Cause, CellReport};
+use crate::engine::{Engine, EngineError, ExecuteOptions};
+use futures::FutureExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tether_protocol::{
+    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult,
+    JobStatus, NodeId, Output, UnixMillis,
+};
+use tether_transport::{
+    Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError,
+    UpdateOutcome,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How the node takes part in the job system.
+#[derive(Debug, Clone)]
+pub struct JobLoopConfig {
+    /// Unsettled deliveries allowed at once.
+    pub prefetch: u16,
+    /// How often the node heartbeats.
+    pub heartbeat_every: Duration,
+    /// How long a heartbeat stays valid; a node silent for longer is considered dead.
+    pub heartbeat_ttl: Duration,
+    /// How often a running job's record is checked for a cancel request.
+    pub cancel_poll: Duration,
+}
+
+impl Default for JobLoopConfig {
+    fn default() -> Self {
+        Self {
+            prefetch: 512,
+            heartbeat_every: Duration::from_secs(2),
+            heartbeat_ttl: Duration::from_secs(10),
+            cancel_poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The pieces a job loop talks to.
+#[derive(Clone)]
+pub struct JobLoop {
+    pub engine: Engine,
+    pub bus: Arc<dyn JobBus>,
+    pub store: Arc<dyn JobStore>,
+    pub registry: Arc<dyn SessionRegistry>,
+    pub config: JobLoopConfig,
+}
+
+impl std::fmt::Debug for JobLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobLoop").field("node", &self.node()).finish_non_exhaustive()
+    }
+}
+
+impl JobLoop {
+    fn node(&self) -> NodeId {
+        self.engine.config().node_id.clone()
+    }
+
+    /// Run until `shutdown`: heartbeat, consume, execute. On shutdown the node leaves the
+    /// registry first (no new sessions), then stops consuming; in-flight jobs finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), tether_transport::BusError> {
+        let node = self.node();
+        let mut deliveries = self.bus.consume(&node, self.config.prefetch).await?;
+        let heartbeat = tokio::spawn(self.clone().heartbeat(shutdown.clone()));
+        tracing::info!(node_id = %node, "consuming jobs");
+        loop {
+            let delivery = tokio::select! {
+                d = deliveries.recv() => d,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(delivery) = delivery else { break };
+            self.dispatch(delivery);
+        }
+        heartbeat.abort();
+        let _ = self.registry.deregister(&node).await;
+        Ok(())
+    }
+
+    async fn heartbeat(self, shutdown: CancellationToken) {
+        loop {
+            let status = self.engine.status();
+            let info = NodeInfo {
+                id: self.node(),
+                capacity: u32::try_from(status.pool.max_total).unwrap_or(u32::MAX),
+                sessions: u32::try_from(status.sessions).unwrap_or(u32::MAX),
+                draining: false,
+                detail: serde_json::json!({
+                    "ready": status.ready,
+                    "total_workers": status.pool.total,
+                    "busy_workers": status.busy,
+                    "idle_workers": status.pool.idle,
+                    "sessions": status.sessions,
+                    "max_workers": status.pool.max_total,
+                }),
+            };
+            if let Err(e) = self.registry.heartbeat(info, self.config.heartbeat_ttl).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.heartbeat_every) => {}
+            }
+        }
+    }
+
+    /// Hand a delivery to its session without waiting: the order of `dispatch` calls is
+    /// the order of execution within a session.
+    fn dispatch(&self, delivery: Delivery) {
+        let job = match delivery.job {
+            Ok(job) => job,
+            Err(reason) => {
+                tracing::error!(%reason, "poison message: rejecting to the dead-letter queue");
+                tokio::spawn(async move { delivery.settle.reject(false).await });
+                return;
+            }
+        };
+        let settle = delivery.settle;
+        let this = self.clone();
+        match job.kind.clone() {
+            JobKind::Execute(spec) => {
+                let cancel = CancellationToken::new();
+                let (sink, outputs) = mpsc::unbounded_channel();
+                let gate_loop = this.clone();
+                let gate_cancel = cancel.clone();
+                let id = job.id;
+                let gate: crate::session::StartGate =
+                    Box::new(move || gate_loop.start(id, gate_cancel).boxed());
+                let pending = self.engine.submit(
+                    job.user_uuid,
+                    spec.code,
+                    Duration::from_millis(spec.timeout_ms),
+                    ExecuteOptions {
+                        sink: Some(sink),
+                        cancel: cancel.clone(),
+                        gate: Some(gate),
+                    },
+                );
+                tokio::spawn(async move {
+                    let streaming = tokio::spawn(this.clone().stream(job.id, outputs));
+                    let outcome = pending.report().await;
+                    cancel.cancel();
+                    let _ = streaming.await;
+                    this.finish_execute(&job, outcome).await;
+                    settle.ack().await;
+                });
+            }
+            JobKind::Release => {
+                tokio::spawn(async move {
+                    this.mark_started(job.id).await;
+                    let released = this.engine.release(job.user_uuid).await;
+                    let _ = this
+                        .registry
+                        .unbind_session(job.user_uuid, &this.node())
+                        .await;
+                    this.finish(
+                        job.id,
+                        JobStatus::Succeeded,
+                        Some(JobResult::Release { released }),
+                        None,
+                    )
+                    .await;
+                    settle.ack().await;
+                });
+            }
+        }
+    }
+
+    /// The start gate: skip jobs cancelled (or already finished) while queued; otherwise
+    /// mark the job running and watch for a cancel request while it runs.
+    async fn start(self, id: JobId, cancel: CancellationToken) -> bool {
+        match with_retry(|| self.store.get(id)).await {
+            Some(Some(record)) if record.cancel_requested => {
+                self.finish(
+                    id,
+                    JobStatus::Cancelled,
+                    None,
+                    Some(JobError {
+                        code: ErrorCode::Cancelled,
+                        message: "The job was cancelled before it started.".into(),
+                    }),
+                )
+                .await;
+                return false;
+            }
+            Some(Some(record)) if record.status.is_terminal() => return false,
+            _ => {}
+        }
+        if !self.mark_started(id).await {
+            return false;
+        }
+        let poll = self.config.cancel_poll;
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+                if let Ok(Some(record)) = store.get(id).await
+                    && record.cancel_requested
+                {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        });
+        true
+    }
+
+    async fn mark_started(&self, id: JobId) -> bool {
+        let update = RecordUpdate::Started {
+            node: self.node(),
+            at: UnixMillis::now(),
+        };
+        let applied = matches!(
+            with_retry(|| self.store.update(id, update.clone())).await,
+            Some(UpdateOutcome::Applied(_))
+        );
+        if applied {
+            let _ = self
+                .store
+                .append_event(id, JobEventKind::Status { status: JobStatus::Running })
+                .await;
+        }
+        applied
+    }
+
+    /// Forward outputs to the job's event log as the kernel produces them.
+    async fn stream(self, id: JobId, mut outputs: mpsc::UnboundedReceiver<Output>) {
+        while let Some(output) = outputs.recv().await {
+            let kind = match output {
+                Output::Stream { name, text } => JobEventKind::Stream { name, text },
+                Output::DisplayData { data, .. } | Output::ExecuteResult { data, .. } => {
+                    JobEventKind::Display { data }
+                }
+                Output::Error(_) => continue,
+            };
+            if let Err(e) = self.store.append_event(id, kind).await {
+                tracing::warn!(job_id = %id, error = %e, "could not record output event");
+            }
+        }
+    }
+
+    async fn finish_execute(&self, job: &Job, outcome: Result<CellReport, EngineError>) {
+        let (status, result, error) = match outcome {
+            Ok(report) => classify(report),
+            Err(EngineError::Skipped) => return,
+            Err(EngineError::NoCapacity(n)) => {
+                let _ = self.registry.unbind_session(job.user_uuid, &self.node()).await;
+                (
+                    JobStatus::Failed,
+                    None,
+                    Some(JobError {
+                        code: ErrorCode::NoCapacity,
+                        message: format!("No sandbox is free: all {n} slots on this node are in use. Retry later."),
+                    }),
+                )
+            }
+            Err(EngineError::SandboxUnavailable(detail)) => (
+                JobStatus::Failed,
+                None,
+                Some(JobError {
+                    code: ErrorCode::SandboxUnavailable,
+                    message: format!("The sandbox could not be reached and was reset: {detail}"),
+                }),
+            ),
+            Err(EngineError::ShuttingDown) => (
+                JobStatus::Failed,
+                None,
+                Some(JobError {
+                    code: ErrorCode::Unavailable,
+                    message: "The worker-host is shutting down; retry the job.".into(),
+                }),
+            ),
+        };
+        self.finish(job.id, status, result, error).await;
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        result: Option<JobResult>,
+        error: Option<JobError>,
+    ) {
+        let update = RecordUpdate::Finished {
+            status,
+            result,
+            error,
+            at: UnixMillis::now(),
+        };
+        if let Some(UpdateOutcome::Applied(_)) = with_retry(|| self.store.update(id, update.clone())).await {
+            let _ = self
+                .store
+                .append_event(id, JobEventKind::Status { status })
+                .await;
+        }
+    }
+}
+
+/// Job status for a cell report: finished cells succeed (a Python error is a result, not
+/// a job failure); timeouts are `timed_out`; cancelled cells `cancelled`; a dead kernel
+/// is a `failed` job that still carries what the cell printed.
+fn classify(report: CellReport) -> (JobStatus, Option<JobResult>, Option<JobError>) {
+    let CellReport { result, cause } = report;
+    let message = |r: &ExecutionResult| r.message.clone().unwrap_or_default();
+    match cause {
+        Cause::Finished => (JobStatus::Succeeded, Some(JobResult::Execute(result)), None),
+        Cause::Timeout => {
+            let error = JobError {
+                code: ErrorCode::ExecutionTimeout,
+                message: message(&result),
+            };
+            (JobStatus::TimedOut, Some(JobResult::Execute(result)), Some(error))
+        }
+        Cause::Cancelled => {
+            let error = JobError {
+                code: ErrorCode::Cancelled,
+                message: message(&result),
+            };
+            (JobStatus::Cancelled, Some(JobResult::Execute(result)), Some(error))
+        }
+        Cause::KernelDied => {
+            let error = JobError {
+                code: ErrorCode::SandboxUnavailable,
+                message: message(&result),
+            };
+            (JobStatus::Failed, Some(JobResult::Execute(result)), Some(error))
+        }
+    }
+}
+
+/// Retry a store call while the store is unavailable (bounded: about a minute), so a
+/// result is not lost to a short store outage. Returns `None` if it never succeeded.
+async fn with_retry<T, F, Fut>(mut call: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..12 {
+        match call().await {
+            Ok(v) => return Some(v),
+            Err(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "store unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store call failed");
+                return None;
+            }
+        }
+    }
+    None
+}
