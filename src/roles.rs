@@ -1,6 +1,8 @@
 //! Wiring each role from its configuration.
 
-use crate::cli::{ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, ServeArgs, WorkerArgs, WorkerRoleArgs};
+use crate::cli::{
+    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, ServeArgs, WorkerArgs, WorkerRoleArgs,
+};
 use crate::{image, shutdown};
 use anyhow::{Context, bail};
 use std::sync::Arc;
@@ -23,7 +25,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Api(args) => api(args).await,
         Command::WorkerHost(args) => worker_host(args).await,
         Command::BuildImage => {
-            let image = std::env::var("TETHER_IMAGE").unwrap_or_else(|_| "tether-sandbox:latest".into());
+            let image =
+                std::env::var("TETHER_IMAGE").unwrap_or_else(|_| "tether-sandbox:latest".into());
             image::build(&image).await
         }
     }
@@ -47,7 +50,9 @@ async fn backends(args: &BackendArgs, role: &str) -> anyhow::Result<Backends> {
             })
         }
         (Some(amqp), Some(redis)) => distributed(amqp, redis, &args.namespace).await,
-        _ => bail!("{role} needs both --amqp-url and --redis-url (TETHER_AMQP_URL, TETHER_REDIS_URL)"),
+        _ => bail!(
+            "{role} needs both --amqp-url and --redis-url (TETHER_AMQP_URL, TETHER_REDIS_URL)"
+        ),
     }
 }
 
@@ -77,7 +82,9 @@ fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineC
     config.idle_ttl = Duration::from_secs(worker.idle_ttl_s);
     config.interrupt_grace = Duration::from_millis(worker.interrupt_grace_ms);
     if !config.limits.hardened {
-        tracing::warn!("container hardening is OFF: sandboxes have network access and a writable root");
+        tracing::warn!(
+            "container hardening is OFF: sandboxes have network access and a writable root"
+        );
     }
     Ok(config)
 }
@@ -142,9 +149,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
-    let (engine, jobs) = start_node(&args.worker, &args.data, &backends, job_loop_config(&args.backends), &shutdown).await?;
+    let (engine, jobs) = start_node(
+        &args.worker,
+        &args.data,
+        &backends,
+        job_loop_config(&args.backends),
+        &shutdown,
+    )
+    .await?;
     announce(&listener, &api_config, &source);
-    let dispatcher = Dispatcher::new(backends.bus.clone(), backends.store.clone(), backends.registry.clone());
+    let dispatcher = Dispatcher::new(
+        backends.bus.clone(),
+        backends.store.clone(),
+        backends.registry.clone(),
+    );
     let served = tether_api::run(api_config, dispatcher, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(DRAIN, jobs).await;
@@ -169,7 +187,14 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
 async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let backends = backends(&args.backends, "worker-host").await?;
-    let (engine, jobs) = start_node(&args.worker, &args.data, &backends, job_loop_config(&args.backends), &shutdown).await?;
+    let (engine, jobs) = start_node(
+        &args.worker,
+        &args.data,
+        &backends,
+        job_loop_config(&args.backends),
+        &shutdown,
+    )
+    .await?;
     tracing::info!(node_id = %args.worker.node_id, "worker-host running");
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(DRAIN, jobs).await;
@@ -188,5 +213,7 @@ fn announce(listener: &TcpListener, config: &ApiConfig, source: &SecretSource) {
         SecretSource::Environment => println!("Auth token: (from TETHER_AUTH_TOKEN)"),
         _ => println!("Auth token: {}", config.auth_token.expose_secret()),
     }
-    println!("Try: curl -s -H 'X-Auth-Token: <token>' -H 'Content-Type: application/json' -d '{{\"code\": \"print(1+1)\"}}' 'http://{addr}/api/v1/execute?user_uuid='$(cat /proc/sys/kernel/random/uuid)");
+    println!(
+        "Try: curl -s -H 'X-Auth-Token: <token>' -H 'Content-Type: application/json' -d '{{\"code\": \"print(1+1)\"}}' 'http://{addr}/api/v1/execute?user_uuid='$(cat /proc/sys/kernel/random/uuid)"
+    );
 }

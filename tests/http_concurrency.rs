@@ -23,17 +23,28 @@ async fn twenty_five_clients_forty_stateful_requests() {
         let app = app.clone();
         clients.push(tokio::spawn(async move {
             let user = new_user();
-            let (s, body) = app.execute(&user, &format!("total = {c}\nitems = []")).await;
+            let (s, body) = app
+                .execute(&user, &format!("total = {c}\nitems = []"))
+                .await;
             assert_eq!(s, 200, "{body}");
             let mut total = c;
             for step in 1..40u64 {
                 total += step;
-                let code = format!("total += {step}\nitems.append({step})\nprint(total, len(items))");
+                let code =
+                    format!("total += {step}\nitems.append({step})\nprint(total, len(items))");
                 let (s, body) = app.execute(&user, &code).await;
                 assert_eq!(s, 200, "client {c} step {step}: {body}");
-                assert_eq!(body["result_text"], format!("{total} {step}\n"), "client {c} step {step}");
+                assert_eq!(
+                    body["result_text"],
+                    format!("{total} {step}\n"),
+                    "client {c} step {step}"
+                );
             }
-            let r = app.post(&format!("/api/v1/release?user_uuid={user}")).send().await.unwrap();
+            let r = app
+                .post(&format!("/api/v1/release?user_uuid={user}"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status().as_u16(), 204);
         }));
     }

@@ -27,14 +27,22 @@ async fn state_isolation_images_errors_release() {
     assert_eq!(s, 200);
     assert_eq!(body["result_text"], "NameError: name 'x' is not defined");
     assert_eq!(body["error"]["ename"], "NameError");
-    assert!(body["error"]["traceback"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(
+        body["error"]["traceback"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
 
     // Image and text in one response.
     let plot = "import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.show()\nprint('plotted')\n'last'";
     let (s, body) = app.execute(&a, plot).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["result_text"], "plotted\n'last'");
-    assert!(body["result_base64"].as_str().is_some_and(|p| p.len() > 1000));
+    assert!(
+        body["result_base64"]
+            .as_str()
+            .is_some_and(|p| p.len() > 1000)
+    );
 
     // Python error → 200 with the seed's text and the structured error.
     let (s, body) = app.execute(&a, "print('before')\n1/0").await;
@@ -44,12 +52,20 @@ async fn state_isolation_images_errors_release() {
     assert_eq!(body["outcome"], "error");
 
     // Release → 204, then fresh state; releasing again (unknown) is also 204.
-    let r = app.post(&format!("/api/v1/release?user_uuid={a}")).send().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/release?user_uuid={a}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let (s, body) = app.execute(&a, "print('x' in globals())").await;
     assert_eq!(s, 200);
     assert_eq!(body["result_text"], "False\n");
-    let r = app.post(&format!("/api/v1/release?user_uuid={}", new_user())).send().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/release?user_uuid={}", new_user()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     app.stop().await;
 }
@@ -91,33 +107,81 @@ async fn bad_requests_get_clear_errors() {
     let u = new_user();
 
     // 401 without and with a wrong token.
-    let r = app.client.post(url(&format!("/api/v1/execute?user_uuid={u}"))).json(&json!({"code": "1"})).send().await.unwrap();
+    let r = app
+        .client
+        .post(url(&format!("/api/v1/execute?user_uuid={u}")))
+        .json(&json!({"code": "1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
     assert!(body["detail"].is_string());
-    let r = app.client.post(url(&format!("/api/v1/execute?user_uuid={u}"))).header("X-Auth-Token", "wrong").json(&json!({"code": "1"})).send().await.unwrap();
+    let r = app
+        .client
+        .post(url(&format!("/api/v1/execute?user_uuid={u}")))
+        .header("X-Auth-Token", "wrong")
+        .json(&json!({"code": "1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 
     // 422: missing user_uuid, invalid user_uuid, non-JSON body, wrong field type.
-    let r = app.post("/api/v1/execute").json(&json!({"code": "1"})).send().await.unwrap();
+    let r = app
+        .post("/api/v1/execute")
+        .json(&json!({"code": "1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap_or_default().contains("user_uuid"), "{body}");
-    let r = app.post("/api/v1/execute?user_uuid=not-a-uuid").json(&json!({"code": "1"})).send().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("user_uuid"),
+        "{body}"
+    );
+    let r = app
+        .post("/api/v1/execute?user_uuid=not-a-uuid")
+        .json(&json!({"code": "1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 422);
-    let r = app.post(&format!("/api/v1/execute?user_uuid={u}")).header("Content-Type", "application/json").body("{not json").send().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/execute?user_uuid={u}"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"]["code"].is_string(), "{body}");
-    let r = app.post(&format!("/api/v1/execute?user_uuid={u}")).json(&json!({"code": 5})).send().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/execute?user_uuid={u}"))
+        .json(&json!({"code": 5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap_or_default().contains("code"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains("code"),
+        "{body}"
+    );
 
     // 413: code over the limit.
     let big = "x = 1\n".repeat(400);
-    let r = app.post(&format!("/api/v1/execute?user_uuid={u}")).json(&json!({"code": big})).send().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/execute?user_uuid={u}"))
+        .json(&json!({"code": big}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
@@ -156,25 +220,56 @@ async fn full_pool_is_503_with_retry_after() {
 async fn legacy_unversioned_endpoints_keep_their_contract() {
     let app = spawn_app("legacy", AppOptions::default()).await;
     let u = new_user();
-    let r = app.post("/execute").json(&json!({"user_uuid": u, "code": "a = 10\nb = 20"})).send().await.unwrap();
+    let r = app
+        .post("/execute")
+        .json(&json!({"user_uuid": u, "code": "a = 10\nb = 20"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = app.post("/execute").json(&json!({"user_uuid": u, "code": "print(a * b)"})).send().await.unwrap();
+    let r = app
+        .post("/execute")
+        .json(&json!({"user_uuid": u, "code": "print(a * b)"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["result_text"], "200\n");
-    let r = app.post("/execute").json(&json!({"user_uuid": u, "code": "1/0"})).send().await.unwrap();
+    let r = app
+        .post("/execute")
+        .json(&json!({"user_uuid": u, "code": "1/0"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["detail"], "Python Execution Error: ZeroDivisionError: division by zero");
-    let r = app.post("/release").json(&json!({"user_uuid": u})).send().await.unwrap();
+    assert_eq!(
+        body["detail"],
+        "Python Execution Error: ZeroDivisionError: division by zero"
+    );
+    let r = app
+        .post("/release")
+        .json(&json!({"user_uuid": u}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["detail"], format!("Worker for user {u} has been released."));
+    assert_eq!(
+        body["detail"],
+        format!("Worker for user {u} has been released.")
+    );
     let r = app.get("/status").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
-    for key in ["total_workers", "busy_workers", "idle_workers_in_pool", "is_initializing"] {
+    for key in [
+        "total_workers",
+        "busy_workers",
+        "idle_workers_in_pool",
+        "is_initializing",
+    ] {
         assert!(body.get(key).is_some(), "missing {key} in {body}");
     }
     let r = app.get("/api/v1/status").send().await.unwrap();

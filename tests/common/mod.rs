@@ -51,7 +51,9 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
         .try_init();
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
     let node = NodeId::try_from(format!("t-{name}-{suffix}")).expect("node id");
-    let data_dir = PathBuf::from(std::env::var("TETHER_TEST_DATA_DIR").unwrap_or_else(|_| "/tmp/tether-test".into()));
+    let data_dir = PathBuf::from(
+        std::env::var("TETHER_TEST_DATA_DIR").unwrap_or_else(|_| "/tmp/tether-test".into()),
+    );
     let mut engine_config = EngineConfig::new(node, data_dir);
     if let Ok(image) = std::env::var("TETHER_IMAGE") {
         engine_config.image = image;
@@ -79,12 +81,16 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     let mut config = ApiConfig::new(AuthToken::new(TOKEN).expect("token"));
     config.default_timeout = options.default_timeout;
     config.max_code_bytes = options.max_code_bytes;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let dispatcher = Dispatcher::new(bus, store, registry);
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        tether_api::run(config, dispatcher, listener, stop).await.expect("api");
+        tether_api::run(config, dispatcher, listener, stop)
+            .await
+            .expect("api");
     });
     let app = TestApp {
         url,

@@ -70,7 +70,10 @@ impl Shared {
         rx: &mut mpsc::UnboundedReceiver<Command>,
     ) {
         let mut sessions = self.sessions();
-        if sessions.get(&user).is_some_and(|h| h.generation == generation) {
+        if sessions
+            .get(&user)
+            .is_some_and(|h| h.generation == generation)
+        {
             sessions.remove(&user);
         }
         rx.close();
@@ -145,7 +148,10 @@ impl std::fmt::Debug for ExecuteOptions {
 impl Engine {
     /// Connect to Docker, remove whatever a previous run of this node left behind
     /// (containers, mounts, loop devices, directories), and start the warm pool.
-    pub async fn start(config: EngineConfig, shutdown: CancellationToken) -> Result<Self, ContainerError> {
+    pub async fn start(
+        config: EngineConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ContainerError> {
         let runtime = ContainerRuntime::connect(config.clone()).await?;
         janitor::remove_leftovers(&runtime, &config).await;
         let pool = Pool::new(runtime.clone(), config.clone());
@@ -170,7 +176,13 @@ impl Engine {
 
     /// Queue `code` for `user`'s session (creating the session on first use) and return
     /// at once; the order of `submit` calls is the order of execution within a session.
-    pub fn submit(&self, user: UserUuid, code: String, timeout: Duration, options: ExecuteOptions) -> Pending {
+    pub fn submit(
+        &self,
+        user: UserUuid,
+        code: String,
+        timeout: Duration,
+        options: ExecuteOptions,
+    ) -> Pending {
         let (reply, rx) = oneshot::channel();
         let command = Command::Execute {
             code,
@@ -187,7 +199,12 @@ impl Engine {
     }
 
     /// Run `code` in `user`'s session and wait for the result.
-    pub async fn execute(&self, user: UserUuid, code: &str, timeout: Duration) -> Result<CellReport, EngineError> {
+    pub async fn execute(
+        &self,
+        user: UserUuid,
+        code: &str,
+        timeout: Duration,
+    ) -> Result<CellReport, EngineError> {
         self.submit(user, code.to_owned(), timeout, ExecuteOptions::default())
             .report()
             .await
@@ -220,7 +237,9 @@ impl Engine {
             let handle = sessions
                 .entry(user)
                 .or_insert_with(|| self.shared.spawn_session(user));
-            handle.last_active.store(UnixMillis::now().0, Ordering::SeqCst);
+            handle
+                .last_active
+                .store(UnixMillis::now().0, Ordering::SeqCst);
             match handle.tx.send(command) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => {
@@ -239,7 +258,10 @@ impl Engine {
         EngineStatus {
             pool: self.shared.pool.counts(),
             sessions: sessions.len(),
-            busy: sessions.values().filter(|h| h.busy.load(Ordering::SeqCst)).count(),
+            busy: sessions
+                .values()
+                .filter(|h| h.busy.load(Ordering::SeqCst))
+                .count(),
             ready: self.shared.pool.initialised(),
         }
     }
@@ -286,7 +308,8 @@ impl Engine {
                 .filter(|(_, h)| {
                     !h.busy.load(Ordering::SeqCst)
                         && h.attached.load(Ordering::SeqCst)
-                        && now.since(UnixMillis(h.last_active.load(Ordering::SeqCst))) > ttl.as_millis() as u64
+                        && now.since(UnixMillis(h.last_active.load(Ordering::SeqCst)))
+                            > ttl.as_millis() as u64
                 })
                 .map(|(u, _)| *u)
                 .collect();

@@ -8,12 +8,11 @@ use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_protocol::{
-    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult,
-    JobStatus, NodeId, Output, UnixMillis,
+    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult, JobStatus,
+    NodeId, Output, UnixMillis,
 };
 use tether_transport::{
-    Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError,
-    UpdateOutcome,
+    Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError, UpdateOutcome,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +53,9 @@ pub struct JobLoop {
 
 impl std::fmt::Debug for JobLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobLoop").field("node", &self.node()).finish_non_exhaustive()
+        f.debug_struct("JobLoop")
+            .field("node", &self.node())
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +101,11 @@ impl JobLoop {
                     "max_workers": status.pool.max_total,
                 }),
             };
-            if let Err(e) = self.registry.heartbeat(info, self.config.heartbeat_ttl).await {
+            if let Err(e) = self
+                .registry
+                .heartbeat(info, self.config.heartbeat_ttl)
+                .await
+            {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
             tokio::select! {
@@ -226,7 +231,12 @@ impl JobLoop {
         if applied {
             let _ = self
                 .store
-                .append_event(id, JobEventKind::Status { status: JobStatus::Running })
+                .append_event(
+                    id,
+                    JobEventKind::Status {
+                        status: JobStatus::Running,
+                    },
+                )
                 .await;
         }
         applied
@@ -253,13 +263,18 @@ impl JobLoop {
             Ok(report) => classify(report),
             Err(EngineError::Skipped) => return,
             Err(EngineError::NoCapacity(n)) => {
-                let _ = self.registry.unbind_session(job.user_uuid, &self.node()).await;
+                let _ = self
+                    .registry
+                    .unbind_session(job.user_uuid, &self.node())
+                    .await;
                 (
                     JobStatus::Failed,
                     None,
                     Some(JobError {
                         code: ErrorCode::NoCapacity,
-                        message: format!("No sandbox is free: all {n} slots on this node are in use. Retry later."),
+                        message: format!(
+                            "No sandbox is free: all {n} slots on this node are in use. Retry later."
+                        ),
                     }),
                 )
             }
@@ -296,7 +311,9 @@ impl JobLoop {
             error,
             at: UnixMillis::now(),
         };
-        if let Some(UpdateOutcome::Applied(_)) = with_retry(|| self.store.update(id, update.clone())).await {
+        if let Some(UpdateOutcome::Applied(_)) =
+            with_retry(|| self.store.update(id, update.clone())).await
+        {
             let _ = self
                 .store
                 .append_event(id, JobEventKind::Status { status })
@@ -318,21 +335,33 @@ fn classify(report: CellReport) -> (JobStatus, Option<JobResult>, Option<JobErro
                 code: ErrorCode::ExecutionTimeout,
                 message: message(&result),
             };
-            (JobStatus::TimedOut, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::TimedOut,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
         Cause::Cancelled => {
             let error = JobError {
                 code: ErrorCode::Cancelled,
                 message: message(&result),
             };
-            (JobStatus::Cancelled, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::Cancelled,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
         Cause::KernelDied => {
             let error = JobError {
                 code: ErrorCode::SandboxUnavailable,
                 message: message(&result),
             };
-            (JobStatus::Failed, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::Failed,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
     }
 }

@@ -172,7 +172,8 @@ impl SessionTask {
 
     fn touch(&self) {
         self.busy.store(false, Ordering::SeqCst);
-        self.last_active.store(UnixMillis::now().0, Ordering::SeqCst);
+        self.last_active
+            .store(UnixMillis::now().0, Ordering::SeqCst);
     }
 
     /// Destroy the sandbox, leave the session table, and hand any commands queued behind
@@ -182,8 +183,6 @@ impl SessionTask {
             self.shared.pool.discard(s).await;
         }
         self.busy.store(false, Ordering::SeqCst);
-        self.shared
-            .retire(self.user, self.generation, &mut self.rx);
+        self.shared.retire(self.user, self.generation, &mut self.rx);
     }
 }
-

@@ -148,7 +148,7 @@ fn signal_lost(link: &Weak<Link>) {
 /// reject it to the dead-letter queue instead of it blocking the node queue.
 fn decode(message: lapin::message::Delivery, node: &NodeId, op_timeout: Duration) -> Delivery {
     let job = serde_json::from_slice::<Job>(&message.data).map_err(|e| {
-        tracing::warn!(node_id = %node, error = %e, "poison message on node queue");
+        tracing::debug!(node_id = %node, error = %e, "undecodable message on node queue");
         format!("the message is not a job: {e}")
     });
     Delivery {

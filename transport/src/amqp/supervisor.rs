@@ -45,10 +45,13 @@ pub(super) async fn supervise(shared: Arc<Shared>) {
         tracing::info!(generation, "connected to the broker");
         wait_until_lost(&shared, &link).await;
         shared.link.send_replace(None);
-        link.close(&shared.config).await;
         if shared.shutdown.is_cancelled() {
+            link.close(&shared.config).await;
             return;
         }
+        // A half-dead connection may take the whole time limit to close: not our wait.
+        let config = shared.config.clone();
+        tokio::spawn(async move { link.close(&config).await });
         shared.set_last_error(&BusError::Unavailable(
             "the broker connection was lost; reconnecting".into(),
         ));
