@@ -58,7 +58,10 @@ impl Shared {
         *self
             .last_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = e.to_string();
+            .unwrap_or_else(PoisonError::into_inner) = match e {
+            BusError::Unavailable(why) => why.clone(),
+            other => other.to_string(),
+        };
     }
 
     /// A connection attempt failed with `e`.
