@@ -35,6 +35,10 @@ pub enum ErrorCode {
     NotFound,
     /// The same idempotency key was used with a different request.
     IdempotencyConflict,
+    /// A request with the same idempotency key is still being processed; retry shortly.
+    IdempotencyInProgress,
+    /// The job already reached a terminal status other than `cancelled`: nothing to cancel.
+    JobFinished,
     /// The job could not be decoded or processed at all.
     PoisonJob,
     /// A bug or unexpected failure; details are in the server log.
@@ -58,6 +62,8 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::NotFound => "not_found",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::IdempotencyInProgress => "idempotency_in_progress",
+            ErrorCode::JobFinished => "job_finished",
             ErrorCode::PoisonJob => "poison_job",
             ErrorCode::Internal => "internal",
         }
@@ -82,6 +88,8 @@ mod tests {
             ErrorCode::ExecutionError,
             ErrorCode::SessionLost,
             ErrorCode::IdempotencyConflict,
+            ErrorCode::IdempotencyInProgress,
+            ErrorCode::JobFinished,
         ] {
             let v = serde_json::to_value(code).unwrap();
             assert_eq!(v, code.as_str());

@@ -5,18 +5,27 @@
 //! | `{prefix}job:{id}` | the record as JSON, TTL `record_ttl` refreshed on each change |
 //! | `{prefix}events:{id}` | the event log, a list (position + 1 = index), same TTL |
 //! | `{prefix}seq:{user}` | the session's sequence counter (no TTL, like the in-memory store) |
+//! | `{prefix}session_jobs:{user}` | the session's job index, a sorted set by seq, TTL 2 × `record_ttl` from the last insert |
+//! | `{prefix}idem:{key}` | an idempotency key's entry, its own TTL |
+//! | `{prefix}delivery:{id}` | a job's webhook delivery as JSON, TTL `record_ttl` refreshed on each attempt |
+//! | `{prefix}delivery_claim:{id}` | the token of the delivery's current claim |
+//! | `{prefix}deliveries_due` | pending deliveries, a sorted set by due time (ms); a claim moves the score to the lease's end |
 //! | channel `{prefix}wake` | "job {id} changed", for waiters of any store instance |
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{APPEND_EVENT, COMPARE_AND_SET};
+use super::scripts::{APPEND_EVENT, COMPARE_AND_SET, COMPARE_AND_SET_QUEUE_WEBHOOK, INSERT_JOB};
 use super::wakeup::{Wakeups, listen};
-use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
+use crate::store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::Duration;
-use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, UserUuid, names};
+use tether_protocol::{
+    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, UnixMillis, UserUuid,
+    WebhookDelivery, names,
+};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -30,7 +39,7 @@ const MAX_WRITE_ATTEMPTS: usize = 16;
 /// Cloning shares the pool and the wake-up listener; dropping the last clone stops it.
 #[derive(Debug, Clone)]
 pub struct RedisStore {
-    pool: RedisPool,
+    pub(super) pool: RedisPool,
     wakeups: Arc<Wakeups>,
     /// Stops the wake-up listener when the last clone goes.
     _stop_on_drop: Arc<DropGuard>,
@@ -57,7 +66,7 @@ impl RedisStore {
         }
     }
 
-    fn ttl_ms(&self) -> u64 {
+    pub(super) fn ttl_ms(&self) -> u64 {
         u64::try_from(self.pool.config.record_ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
@@ -93,13 +102,26 @@ impl RedisStore {
             }
             let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
             let mut conn = self.pool.conn().await?;
-            let mut invocation = COMPARE_AND_SET.key(&key);
+            let webhook = queued_webhook(&record);
+            let mut invocation = match &webhook {
+                None => COMPARE_AND_SET.key(&key),
+                Some(_) => {
+                    let mut invocation = COMPARE_AND_SET_QUEUE_WEBHOOK.key(&key);
+                    invocation
+                        .key(names::delivery_key(prefix, &id))
+                        .key(names::deliveries_due_key(prefix));
+                    invocation
+                }
+            };
             invocation
                 .arg(&old)
                 .arg(&new)
                 .arg(self.ttl_ms())
                 .arg(&channel)
                 .arg(id.to_string());
+            if let Some((delivery, now)) = &webhook {
+                invocation.arg(delivery).arg(now.0);
+            }
             let (outcome, now): (i64, Option<String>) = self
                 .pool
                 .bounded(invocation.invoke_async(&mut conn))
@@ -120,19 +142,29 @@ impl RedisStore {
 impl JobStore for RedisStore {
     async fn insert(&self, record: &JobRecord) -> Result<(), StoreError> {
         let id = record.job.id;
-        let key = names::job_key(self.pool.prefix(), &id);
+        let prefix = self.pool.prefix();
         let json = serde_json::to_string(record).expect("a JobRecord always encodes as JSON");
+        let (delivery, now) = queued_webhook(record).unwrap_or((String::new(), UnixMillis(0)));
         let mut conn = self.pool.conn().await?;
-        let mut set = redis::cmd("SET");
-        set.arg(&key)
+        let mut invocation = INSERT_JOB.key(names::job_key(prefix, &id));
+        invocation
+            .key(names::session_jobs_key(prefix, &record.job.user_uuid))
+            .key(names::delivery_key(prefix, &id))
+            .key(names::deliveries_due_key(prefix))
             .arg(&json)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.ttl_ms());
-        let written: Option<String> = self.pool.bounded(set.query_async(&mut conn)).await?;
-        match written {
-            Some(_) => Ok(()),
-            None => Err(StoreError::Duplicate(id)),
+            .arg(self.ttl_ms())
+            .arg(record.job.seq)
+            .arg(id.to_string())
+            .arg(self.ttl_ms().saturating_mul(2))
+            .arg(&delivery)
+            .arg(now.0);
+        let inserted: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        match inserted {
+            1 => Ok(()),
+            _ => Err(StoreError::Duplicate(id)),
         }
     }
 
@@ -257,4 +289,65 @@ impl JobStore for RedisStore {
             }
         }
     }
+
+    async fn session_jobs(
+        &self,
+        user: UserUuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.list_session_jobs(user, after_seq, limit).await?)
+    }
+
+    async fn remember_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+        ttl: Duration,
+    ) -> Result<Option<IdempotencyEntry>, StoreError> {
+        Ok(self.remember_key(key, entry, ttl).await?)
+    }
+
+    async fn forget_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> Result<(), StoreError> {
+        Ok(self.forget_key(key, entry).await?)
+    }
+
+    async fn delivery(&self, job: JobId) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.read_delivery(job).await?)
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixMillis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        Ok(self.claim_deliveries(now, lease, limit).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        claim: &DeliveryClaim,
+        attempt: DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.record_delivery_attempt(claim, attempt, next).await?)
+    }
+}
+
+/// The delivery to queue with `record`, if it is terminal and names a callback URL:
+/// its JSON and the time it is due (now).
+fn queued_webhook(record: &JobRecord) -> Option<(String, UnixMillis)> {
+    let url = record.job.callback_url.as_ref()?;
+    if !record.status.is_terminal() {
+        return None;
+    }
+    let now = UnixMillis::now();
+    let delivery = WebhookDelivery::new(record.job.id, url.clone(), now);
+    let json = serde_json::to_string(&delivery).expect("a delivery always encodes as JSON");
+    Some((json, now))
 }
