@@ -29,6 +29,9 @@ pub enum Command {
     Api(ApiRoleArgs),
     /// One worker-host node: sandboxes for the sessions placed on it. Needs RabbitMQ and Redis.
     WorkerHost(WorkerRoleArgs),
+    /// The dispatcher's background duties: webhook delivery from the store's outbox (run
+    /// one or more; they share the work). Needs RabbitMQ and Redis.
+    Dispatcher(DispatcherRoleArgs),
     /// Build the sandbox image (bootstrapping the base image if no registry is reachable).
     BuildImage,
 }
@@ -40,6 +43,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub worker: WorkerArgs,
     #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    #[command(flatten)]
     pub backends: BackendArgs,
     #[command(flatten)]
     pub data: DataArgs,
@@ -49,6 +56,8 @@ pub struct ServeArgs {
 pub struct ApiRoleArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     #[command(flatten)]
     pub backends: BackendArgs,
     #[command(flatten)]
@@ -63,6 +72,54 @@ pub struct WorkerRoleArgs {
     pub backends: BackendArgs,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DispatcherRoleArgs {
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    #[command(flatten)]
+    pub backends: BackendArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Webhook delivery.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Secret that signs webhooks (Standard Webhooks): `whsec_` + base64 is decoded,
+    /// anything else is used as-is. Generated (whsec_) and stored 0600 in the data
+    /// directory when unset.
+    #[arg(long, env = "TETHER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Wait after the first failed attempt, ms (then doubling, with jitter).
+    #[arg(long, env = "TETHER_WEBHOOK_RETRY_INITIAL_MS", default_value_t = 5000)]
+    pub webhook_retry_initial_ms: u64,
+    /// Longest wait between attempts, seconds.
+    #[arg(
+        long,
+        env = "TETHER_WEBHOOK_RETRY_MAX_INTERVAL_S",
+        default_value_t = 3600
+    )]
+    pub webhook_retry_max_interval_s: u64,
+    /// Give up on a delivery this many seconds after the job ended.
+    #[arg(long, env = "TETHER_WEBHOOK_MAX_PERIOD_S", default_value_t = 86_400)]
+    pub webhook_max_period_s: u64,
+    /// Time limit of one attempt, seconds.
+    #[arg(long, env = "TETHER_WEBHOOK_TIMEOUT_S", default_value_t = 10)]
+    pub webhook_timeout_s: u64,
+}
+
+/// Outbound requests.
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    /// Internal destinations callback URLs may reach anyway: comma-separated hosts,
+    /// host:port, IPs, ip:port or CIDRs. Loopback, private, link-local, CGNAT and metadata
+    /// addresses are refused otherwise.
+    #[arg(long, env = "TETHER_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
 }
 
 /// Where state lives on this host.
@@ -112,6 +169,9 @@ pub struct ApiArgs {
     /// Browser origins allowed by CORS: comma-separated, `*` for any, empty for none.
     #[arg(long, env = "TETHER_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// How long an Idempotency-Key is remembered, seconds.
+    #[arg(long, env = "TETHER_IDEMPOTENCY_TTL_S", default_value_t = 86_400)]
+    pub idempotency_ttl_s: u64,
 }
 
 /// One worker-host node and its sandboxes.

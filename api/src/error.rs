@@ -174,7 +174,9 @@ impl ApiError {
                 Contract::Legacy => StatusCode::BAD_REQUEST,
             },
             ErrorCode::SandboxUnavailable | ErrorCode::SessionLost => StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::Cancelled => StatusCode::CONFLICT,
+            ErrorCode::Cancelled | ErrorCode::JobFinished | ErrorCode::IdempotencyInProgress => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::PoisonJob | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -234,6 +234,8 @@ fn failed(error: Option<JobError>, result: Option<ExecutionResult>, limit: Durat
         | ErrorCode::PayloadTooLarge
         | ErrorCode::ExecutionError
         | ErrorCode::NotFound
-        | ErrorCode::IdempotencyConflict => ApiError::new(code, message).with_execution(result),
+        | ErrorCode::IdempotencyConflict
+        | ErrorCode::IdempotencyInProgress
+        | ErrorCode::JobFinished => ApiError::new(code, message).with_execution(result),
     }
 }

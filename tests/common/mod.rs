@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tether_api::{ApiConfig, AuthToken};
 use tether_dispatcher::Dispatcher;
+use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
 use tether_protocol::NodeId;
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
 use tether_transport::{JobBus, JobStore, SessionRegistry};
@@ -15,6 +16,8 @@ use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig};
 use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-token-0123456789";
+/// The webhook secret of every test app (Standard Webhooks form).
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A running service and a client for it.
 pub struct TestApp {
@@ -31,6 +34,10 @@ pub struct AppOptions {
     pub min_idle: usize,
     pub default_timeout: Duration,
     pub max_code_bytes: usize,
+    /// `TETHER_EGRESS_ALLOW` for callback URLs (tests' receivers run on 127.0.0.1).
+    pub egress_allow: String,
+    /// Wait after the first failed webhook attempt (then doubling, jittered).
+    pub webhook_retry_initial: Duration,
 }
 
 impl Default for AppOptions {
@@ -40,6 +47,8 @@ impl Default for AppOptions {
             min_idle: 2,
             default_timeout: Duration::from_secs(30),
             max_code_bytes: 1024 * 1024,
+            egress_allow: String::new(),
+            webhook_retry_initial: Duration::from_millis(200),
         }
     }
 }
@@ -78,9 +87,22 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     };
     tokio::spawn(job_loop.run(shutdown.clone()));
 
+    let allow: AllowList = options.egress_allow.parse().expect("egress allow-list");
+    let mut webhooks = WebhookConfig::new(
+        WebhookSecret::parse(WEBHOOK_SECRET).expect("secret"),
+        allow.clone(),
+    );
+    webhooks.retry = RetrySchedule {
+        initial: options.webhook_retry_initial,
+        ..RetrySchedule::default()
+    };
+    webhooks.poll_interval = Duration::from_millis(50);
+    tokio::spawn(Courier::new(store.clone(), webhooks).run(shutdown.clone()));
+
     let mut config = ApiConfig::new(AuthToken::new(TOKEN).expect("token"));
     config.default_timeout = options.default_timeout;
     config.max_code_bytes = options.max_code_bytes;
+    config.egress_allow = allow;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -3,14 +3,20 @@
 //! - [`execute`]: `POST /api/v1/execute?user_uuid=` — run code, wait, show the result.
 //! - [`release`]: `POST /api/v1/release?user_uuid=` — destroy the session's sandbox (204).
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
+//! - [`jobs`]: the async job API — submit, poll (`?wait=`), cancel, webhook deliveries.
+//! - [`job_events`]: `GET /api/v1/jobs/{id}/events` — the job's events as SSE.
+//! - [`sessions`]: `GET /api/v1/sessions/{user_uuid}/jobs` — a session's jobs by seq.
 //! - [`legacy`]: the unversioned `POST /execute`, `POST /release`, `GET /status` with
 //!   the seed's older contract.
 //!
 //! `/healthz` and `/readyz` are public; everything else needs `X-Auth-Token`.
 
 pub mod execute;
+pub mod job_events;
+pub mod jobs;
 pub mod legacy;
 pub mod release;
+pub mod sessions;
 pub mod status;
 
 use crate::error::ApiError;
@@ -32,6 +38,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/execute", post(execute::execute))
         .route("/api/v1/release", post(release::release))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/jobs", post(jobs::submit))
+        .route(
+            "/api/v1/jobs/{id}",
+            get(jobs::get_job).delete(jobs::cancel_job),
+        )
+        .route("/api/v1/jobs/{id}/events", get(job_events::job_events))
+        .route("/api/v1/jobs/{id}/deliveries", get(jobs::deliveries))
+        .route(
+            "/api/v1/sessions/{user_uuid}/jobs",
+            get(sessions::session_jobs),
+        )
         .route("/execute", post(legacy::execute))
         .route("/release", post(legacy::release))
         .route("/status", get(legacy::status))
