@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod jobs;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct AppOptions {
     pub egress_allow: String,
     /// Wait after the first failed webhook attempt (then doubling, jittered).
     pub webhook_retry_initial: Duration,
+    /// Keep-alive interval of event streams.
+    pub sse_keep_alive: Duration,
 }
 
 impl Default for AppOptions {
@@ -49,6 +53,7 @@ impl Default for AppOptions {
             max_code_bytes: 1024 * 1024,
             egress_allow: String::new(),
             webhook_retry_initial: Duration::from_millis(200),
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -103,6 +108,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     config.default_timeout = options.default_timeout;
     config.max_code_bytes = options.max_code_bytes;
     config.egress_allow = allow;
+    config.sse_keep_alive = options.sse_keep_alive;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
