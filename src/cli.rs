@@ -9,7 +9,12 @@ use std::path::PathBuf;
 #[command(name = "tether", version, about)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "TETHER_LOG", default_value = "info,zeromq=error,lapin::returned_messages=error", global = true)]
+    #[arg(
+        long,
+        env = "TETHER_LOG",
+        default_value = "info,zeromq=error,lapin::returned_messages=error",
+        global = true
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
