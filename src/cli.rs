@@ -12,7 +12,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "TETHER_LOG",
-        default_value = "info,zeromq=error",
+        default_value = "info,zeromq=error,lapin::returned_messages=error",
         global = true
     )]
     pub log: String,

@@ -15,7 +15,9 @@ use tether_api::{
 use tether_dispatcher::Dispatcher;
 use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
 use tether_protocol::NodeId;
+use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
+use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
 use tether_transport::{JobBus, JobStore, SessionRegistry};
 use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig, SandboxLimits};
 use tokio::net::TcpListener;
@@ -62,8 +64,24 @@ async fn backends(args: &BackendArgs, role: &str) -> anyhow::Result<Backends> {
     }
 }
 
-async fn distributed(_amqp: &str, _redis: &str, _namespace: &str) -> anyhow::Result<Backends> {
-    bail!("distributed backends are not available in this build yet")
+async fn distributed(amqp: &str, redis: &str, namespace: &str) -> anyhow::Result<Backends> {
+    let mut amqp_config = AmqpConfig::new(amqp);
+    amqp_config.prefix = namespace.to_owned();
+    amqp_config.connection_name = format!("tether-{}", std::process::id());
+    // Start even if the broker is down right now: the bus reconnects by itself and
+    // publishing fails fast (503) until it is back.
+    let bus = AmqpBus::start(amqp_config);
+    let mut redis_config = RedisConfig::new(redis);
+    if !namespace.is_empty() {
+        redis_config.prefix = format!("{namespace}{}", redis_config.prefix);
+    }
+    let pool = RedisPool::new(redis_config).context("invalid --redis-url")?;
+    tracing::info!("using RabbitMQ and Redis (distributed mode)");
+    Ok(Backends {
+        bus: Arc::new(bus),
+        store: Arc::new(RedisStore::new(pool.clone())),
+        registry: Arc::new(RedisRegistry::new(pool)),
+    })
 }
 
 fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineConfig> {

@@ -1,5 +1,9 @@
 //! Issue 5, acceptance 3 and 7: signed webhooks with retries to a real receiver, and the
 //! egress check on callback URLs.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first surprise"
+)]
 
 mod common;
 

@@ -131,7 +131,6 @@ fn random_hex_secret() -> String {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
     use super::*;
 
     #[test]

@@ -1,5 +1,9 @@
 //! The webhook courier against a real HTTP receiver (an axum server on 127.0.0.1) and the
 //! in-memory store — and, for restarts, a real Redis (`TETHER_TEST_REDIS_URL`).
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first surprise"
+)]
 
 use axum::Router;
 use axum::body::Bytes;

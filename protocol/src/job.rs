@@ -112,10 +112,6 @@ pub struct JobError {
 }
 
 /// What a finished job produced.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "records are short-lived and serialised at once; boxing would only add an allocation"
-)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 #[expect(

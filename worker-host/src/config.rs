@@ -57,6 +57,9 @@ pub struct EngineConfig {
     pub idle_ttl: Duration,
     /// How long a new sandbox may take to become ready.
     pub start_timeout: Duration,
+    /// A kernel quiet for longer than this gets a heartbeat check before its next cell,
+    /// so code sent to a kernel that died while idle is not lost.
+    pub idle_check_after: Duration,
 }
 
 impl EngineConfig {
@@ -73,6 +76,7 @@ impl EngineConfig {
             interrupt_grace: Duration::from_millis(1500),
             idle_ttl: Duration::from_secs(3600),
             start_timeout: Duration::from_secs(30),
+            idle_check_after: Duration::from_secs(10),
         }
     }
 
