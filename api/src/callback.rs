@@ -6,8 +6,7 @@
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use serde_json::Value;
-use tether_dispatcher::webhook::egress;
-use url::Url;
+use tether_egress::{SystemResolver, Url, policy};
 
 /// Longest callback URL accepted.
 pub const MAX_CALLBACK_URL_LEN: usize = 2048;
@@ -23,7 +22,12 @@ pub async fn checked_callback(raw: &str, config: &ApiConfig) -> Result<String, A
         )));
     }
     let url = Url::parse(raw).map_err(|e| refuse(format!("is not a valid absolute URL: {e}")))?;
-    egress::check(&url, &config.egress_allow)
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse(
+            "must not carry credentials (user:password@); verify the signature instead".into(),
+        ));
+    }
+    policy::check(&url, &config.egress_allow, &SystemResolver)
         .await
         .map_err(|e| refuse(e.to_string()))?;
     Ok(url.to_string())

@@ -1,12 +1,11 @@
 //! One delivery attempt: check the URL again (DNS rebinding), POST the signed body to the
 //! checked addresses only, and classify the answer.
 
-use super::egress::{self, AllowList, CheckedTarget};
 use super::signature::WebhookSecret;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use std::time::{Duration, Instant};
+use tether_egress::{Egress, Url};
 use tether_protocol::UnixMillis;
-use url::Url;
 
 /// The headers of a Standard Webhooks request.
 pub const WEBHOOK_ID: &str = "webhook-id";
@@ -43,11 +42,11 @@ pub struct Message<'a> {
     pub body: &'a [u8],
 }
 
-/// Send one attempt, bounded by `timeout`.
+/// Send one attempt through `egress`, bounded by `timeout`.
 pub async fn send(
     message: &Message<'_>,
     secret: &WebhookSecret,
-    allow: &AllowList,
+    egress: &Egress,
     timeout: Duration,
 ) -> AttemptReport {
     let started = Instant::now();
@@ -61,14 +60,13 @@ pub async fn send(
         Ok(url) => url,
         Err(e) => return failed(Verdict::Refused, format!("invalid callback URL: {e}")),
     };
-    let target = match egress::check(&url, allow).await {
+    let target = match egress.check(&url).await {
         Ok(target) => target,
-        Err(e) if e.is_transient() => {
-            return failed(Verdict::Retry { retry_after: None }, e.to_string());
-        }
-        Err(e) => return failed(Verdict::Refused, format!("refused: {e}")),
+        Err(e) if e.is_refusal() => return failed(Verdict::Refused, format!("refused: {e}")),
+        // The name does not resolve right now: worth another try later.
+        Err(e) => return failed(Verdict::Retry { retry_after: None }, e.to_string()),
     };
-    let client = match pinned_client(&target, timeout) {
+    let client = match egress.pinned_client(&target) {
         Ok(client) => client,
         Err(e) => return failed(Verdict::Retry { retry_after: None }, e.to_string()),
     };
@@ -76,6 +74,7 @@ pub async fn send(
     let signature = secret.sign(message.webhook_id, timestamp, message.body);
     let sent = client
         .post(target.url)
+        .timeout(timeout)
         .headers(headers(message.webhook_id, timestamp, &signature))
         .body(message.body.to_vec())
         .send()
@@ -120,21 +119,6 @@ pub async fn send(
             )
         }
     }
-}
-
-/// A client that can reach only the checked addresses: the name is pinned to them, no
-/// proxy is consulted, redirects are not followed.
-fn pinned_client(target: &CheckedTarget, timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("tether-webhooks/", env!("CARGO_PKG_VERSION")));
-    if let Some(domain) = &target.domain {
-        builder = builder.resolve_to_addrs(domain, &target.addrs);
-    }
-    builder.build()
 }
 
 fn headers(webhook_id: &str, timestamp: i64, signature: &str) -> HeaderMap {

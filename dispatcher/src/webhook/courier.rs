@@ -7,6 +7,7 @@ use super::WebhookConfig;
 use super::attempt::{self, Message, Verdict};
 use std::sync::Arc;
 use std::time::Duration;
+use tether_egress::{Egress, EgressConfig};
 use tether_protocol::{DeliveryAttempt, JobView, UnixMillis, WebhookDelivery};
 use tether_transport::{ClaimedDelivery, DeliveryNext, JobStore};
 use tokio::sync::Semaphore;
@@ -18,6 +19,8 @@ use tracing::Instrument;
 pub struct Courier {
     store: Arc<dyn JobStore>,
     config: Arc<WebhookConfig>,
+    /// The SSRF guard every attempt goes through.
+    egress: Egress,
 }
 
 impl std::fmt::Debug for Courier {
@@ -30,9 +33,15 @@ impl std::fmt::Debug for Courier {
 
 impl Courier {
     pub fn new(store: Arc<dyn JobStore>, config: WebhookConfig) -> Self {
+        let egress = Egress::new(EgressConfig {
+            allow: config.allow.clone(),
+            connect_timeout: config.attempt_timeout,
+            read_timeout: config.attempt_timeout,
+        });
         Self {
             store,
             config: Arc::new(config),
+            egress,
         }
     }
 
@@ -120,7 +129,7 @@ impl Courier {
                 let report = attempt::send(
                     &message,
                     &self.config.secret,
-                    &self.config.allow,
+                    &self.egress,
                     self.config.attempt_timeout,
                 )
                 .await;

@@ -8,21 +8,20 @@
 //!
 //! - [`signature`]: the secret and the `v1,` HMAC-SHA256 signature.
 //! - [`schedule`]: when to try again ([`RetrySchedule`]).
-//! - [`egress`]: which callback URLs may be called at all, checked at submit time by the
-//!   API and again before every attempt.
-//! - [`attempt`]: one signed POST to the checked addresses, classified.
+//! - [`attempt`]: one signed POST, classified. The URL goes through the shared SSRF guard
+//!   (`tether-egress`) before every attempt — resolved, refused if internal and not
+//!   allow-listed, sent only to the addresses just checked — as it did at submit time.
 //! - [`courier`]: the loop.
 
 pub mod attempt;
 pub mod courier;
-pub mod egress;
 pub mod schedule;
 pub mod signature;
 
 pub use courier::Courier;
-pub use egress::{AllowList, AllowListError, EgressError};
 pub use schedule::RetrySchedule;
 pub use signature::{SecretError, WebhookSecret};
+pub use tether_egress::{AllowList, AllowListError, EgressError};
 
 use std::time::Duration;
 
