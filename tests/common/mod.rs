@@ -42,6 +42,10 @@ pub struct AppOptions {
     pub webhook_retry_initial: Duration,
     /// Keep-alive interval of event streams.
     pub sse_keep_alive: Duration,
+    /// RabbitMQ + Redis (`TETHER_TEST_AMQP_URL`, `TETHER_TEST_REDIS_URL`) instead of the
+    /// in-process backends, with a separate store connection for the API, the node and
+    /// the webhook courier, as separate processes would have.
+    pub distributed: bool,
 }
 
 impl Default for AppOptions {
@@ -54,6 +58,7 @@ impl Default for AppOptions {
             egress_allow: String::new(),
             webhook_retry_initial: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
+            distributed: false,
         }
     }
 }
@@ -79,14 +84,26 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
         .await
         .expect("Docker must be running (scripts/install-deps.sh starts it)");
 
-    let bus: Arc<dyn JobBus> = Arc::new(MemoryBus::new());
-    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
-    let registry: Arc<dyn SessionRegistry> = Arc::new(MemoryRegistry::new());
+    let backends = if options.distributed {
+        distributed_backends(suffix).await
+    } else {
+        let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+        Backends {
+            bus: Arc::new(MemoryBus::new()),
+            stores: [store.clone(), store.clone(), store],
+            registry: Arc::new(MemoryRegistry::new()),
+        }
+    };
+    let Backends {
+        bus,
+        stores: [store, node_store, courier_store],
+        registry,
+    } = backends;
     let shutdown = CancellationToken::new();
     let job_loop = JobLoop {
         engine: engine.clone(),
         bus: bus.clone(),
-        store: store.clone(),
+        store: node_store,
         registry: registry.clone(),
         config: JobLoopConfig::default(),
     };
@@ -102,7 +119,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
         ..RetrySchedule::default()
     };
     webhooks.poll_interval = Duration::from_millis(50);
-    tokio::spawn(Courier::new(store.clone(), webhooks).run(shutdown.clone()));
+    tokio::spawn(Courier::new(courier_store, webhooks).run(shutdown.clone()));
 
     let mut config = ApiConfig::new(AuthToken::new(TOKEN).expect("token"));
     config.default_timeout = options.default_timeout;
@@ -129,6 +146,44 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     };
     app.wait_ready().await;
     app
+}
+
+/// The bus, the store as the API, the node and the courier see it, and the registry.
+struct Backends {
+    bus: Arc<dyn JobBus>,
+    stores: [Arc<dyn JobStore>; 3],
+    registry: Arc<dyn SessionRegistry>,
+}
+
+/// RabbitMQ and Redis under a prefix of this app's own.
+async fn distributed_backends(suffix: &str) -> Backends {
+    use tether_transport::amqp::{AmqpBus, AmqpConfig};
+    use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
+    let amqp_url = std::env::var("TETHER_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let redis_url =
+        std::env::var("TETHER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut amqp = AmqpConfig::new(&amqp_url);
+    amqp.prefix = format!("t{suffix}.");
+    let bus = AmqpBus::connect(amqp)
+        .await
+        .unwrap_or_else(|e| panic!("RabbitMQ is not reachable at {amqp_url}: {e}"));
+    let mut redis = RedisConfig::new(&redis_url);
+    redis.prefix = format!("t{suffix}:");
+    let pool = || {
+        let pool = RedisPool::new(redis.clone()).expect("Redis URL");
+        Arc::new(RedisStore::new(pool)) as Arc<dyn JobStore>
+    };
+    let registry_pool = RedisPool::new(redis.clone()).expect("Redis URL");
+    registry_pool
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("Redis is not reachable at {redis_url}: {e}"));
+    Backends {
+        bus: Arc::new(bus),
+        stores: [pool(), pool(), pool()],
+        registry: Arc::new(RedisRegistry::new(registry_pool)),
+    }
 }
 
 impl TestApp {
