@@ -258,17 +258,14 @@ impl JobStore for MemoryStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let ids: Vec<JobId> = match lock(&self.inner.sessions).get(&user) {
-            Some(index) => index
-                .range(after_seq.saturating_add(1)..)
-                .map(|(_, id)| *id)
-                .collect(),
-            None => return Ok(Vec::new()),
-        };
         let jobs = self.jobs();
-        Ok(ids
-            .iter()
-            .filter_map(|id| jobs.get(id).map(|e| e.record.clone()))
+        let sessions = lock(&self.inner.sessions);
+        let Some(index) = sessions.get(&user) else {
+            return Ok(Vec::new());
+        };
+        Ok(index
+            .range(after_seq.saturating_add(1)..)
+            .filter_map(|(_, id)| jobs.get(id).map(|e| e.record.clone()))
             .take(limit)
             .collect())
     }
