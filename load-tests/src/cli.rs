@@ -43,6 +43,15 @@ pub enum Mode {
     Distributed,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Embedded => "embedded",
+            Mode::Distributed => "distributed",
+        }
+    }
+}
+
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {

@@ -171,8 +171,10 @@ impl Report {
         let c = &self.config;
         let _ = writeln!(
             out,
-            "tether-bench {} — {:?} mode, {}",
-            self.scenario, self.mode, self.target
+            "tether-bench {} — {} mode, {}",
+            self.scenario,
+            self.mode.as_str(),
+            self.target
         );
         let _ = writeln!(
             out,

@@ -112,13 +112,24 @@ async fn timed<S: Session>(session: &mut S, code: &str, expected: &str, start: I
     }
 }
 
+/// Opens fresh sessions, and knows when its pool has a ready sandbox.
+trait Opener<S> {
+    /// Wait (bounded by [`POOL_WAIT`]) until the pool offers a ready sandbox, if there is
+    /// a pool: "first request with a warm pool" means one was there to take.
+    fn pool_ready(&self) -> impl Future<Output = ()>;
+    fn open(&self) -> S;
+}
+
+/// The longest the bench waits for a pool to offer a ready sandbox.
+const POOL_WAIT: Duration = Duration::from_secs(60);
+
 async fn series<S: Session>(
     sessions: usize,
     pause: Duration,
     max_duration: Duration,
     bar: &ProgressBar,
     stop: &CancellationToken,
-    mut open: impl FnMut() -> S,
+    opener: &impl Opener<S>,
 ) -> ColdRun {
     let start = Instant::now();
     let mut run = ColdRun::default();
@@ -132,7 +143,11 @@ async fn series<S: Session>(
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        let mut session = open();
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = opener.pool_ready() => {}
+        }
+        let mut session = opener.open();
         run.first
             .push(timed(&mut session, "x = 41\nx + 1", "42", start).await);
         run.warm
@@ -144,15 +159,63 @@ async fn series<S: Session>(
     run
 }
 
+/// New sessions on a server; waits for an idle sandbox when the server keeps a pool.
+struct ServerOpener {
+    client: TetherClient,
+    wait_for_pool: bool,
+}
+
+impl Opener<HttpSession> for ServerOpener {
+    async fn pool_ready(&self) {
+        if !self.wait_for_pool {
+            return;
+        }
+        let deadline = Instant::now() + POOL_WAIT;
+        while Instant::now() < deadline {
+            // Seed-compatible status: `idle_workers` counts ready, unbound sandboxes.
+            let status = self.client.status().await.ok();
+            match status.and_then(|s| s["idle_workers"].as_u64()) {
+                Some(0) => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => return,
+            }
+        }
+    }
+
+    fn open(&self) -> HttpSession {
+        HttpSession::fresh(&self.client)
+    }
+}
+
+/// New sessions on the in-process engine; waits for its pool to refill.
+struct EngineOpener {
+    engine: Engine,
+    min_idle: usize,
+    timeout: Duration,
+}
+
+impl Opener<EngineSession> for EngineOpener {
+    async fn pool_ready(&self) {
+        if self.min_idle > 0 {
+            wait_for_pool(&self.engine, 1, POOL_WAIT).await;
+        }
+    }
+
+    fn open(&self) -> EngineSession {
+        EngineSession {
+            engine: self.engine.clone(),
+            user: UserUuid::random(),
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// The `cold` subcommand.
 pub async fn run(args: ColdArgs, stop: &CancellationToken) -> anyhow::Result<()> {
     let (sessions, pause) = if args.limits.smoke {
         (1, Duration::from_millis(500))
     } else {
-        (
-            args.sessions,
-            Duration::from_secs_f64(args.pause_s.clamp(0.0, 60.0)),
-        )
+        let pause = Duration::from_secs_f64(args.pause_s.clamp(0.0, 60.0));
+        (args.sessions, pause)
     };
     if args.in_process {
         in_process(&args, sessions, pause, stop).await
@@ -167,79 +230,81 @@ async fn over_http(
     pause: Duration,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = TetherClient::new(
-        &args.target.url,
-        args.target.token.clone(),
-        args.limits.request_timeout(),
-        2,
-    )?;
+    let timeout = args.limits.request_timeout();
+    let client = TetherClient::new(&args.target.url, args.target.token.clone(), timeout, 2)?;
     load::preflight(&client).await?;
     let bar = driver::progress(args.output.quiet, sessions as u64, "sessions");
-    let run = series(
-        sessions,
-        pause,
-        args.limits.max_duration(),
-        &bar,
-        stop,
-        || HttpSession::fresh(&client),
-    )
-    .await;
+    let opener = ServerOpener {
+        client: client.clone(),
+        wait_for_pool: args.server_pool == PoolState::Warm,
+    };
+    let max = args.limits.max_duration();
+    let run = series(sessions, pause, max, &bar, stop, &opener).await;
     bar.finish_and_clear();
     let name = match args.server_pool {
         PoolState::Warm => "warm_pool",
         PoolState::Disabled => "no_pool",
     };
-    let mut report = Report::new(
-        "cold",
-        args.target.mode,
-        client.base().as_str(),
-        RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke),
-    );
+    let config = RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke);
+    let mut report = Report::new("cold", args.target.mode, client.base().as_str(), config);
     let section = run.section();
     report.figures = section.figures.clone();
     report.sections.insert(name.into(), section);
     if run.unreleased > 0 {
-        report
-            .notes
-            .push(format!("{} sessions could not be released", run.unreleased));
+        let note = format!("{} sessions could not be released", run.unreleased);
+        report.notes.push(note);
     }
     if args.server_pool == PoolState::Warm {
         report.notes.push(
-            "for the figure without a pool, restart the server with its minimum idle pool size at 0 and pass \
+            "for the figure without a pool, restart the server with --min-idle 0 and pass \
              --server-pool disabled, or run with --in-process"
                 .into(),
         );
     }
-    // The server runs on this machine (loopback only), so its containers are visible here.
+    // The server runs on this machine (loopback only), so its containers are visible here;
+    // its status names its nodes, and their containers carry the node label.
+    let nodes = client
+        .status()
+        .await
+        .map(|s| node_ids(&s))
+        .unwrap_or_default();
     match memory::docker().await {
         Ok(docker) => {
-            let ids = memory::containers_labelled(&docker, NODE_LABEL)
-                .await
-                .unwrap_or_default();
-            if !ids.is_empty() {
-                report.memory = Some(
-                    memory::measure(
-                        &docker,
-                        &ids,
-                        &[],
-                        None,
-                        "every Tether sandbox on this Docker (warm pool + open sessions), idle",
-                    )
-                    .await,
+            let mut ids = Vec::new();
+            for node in &nodes {
+                let label = format!("{NODE_LABEL}={node}");
+                ids.extend(
+                    memory::containers_labelled(&docker, &label)
+                        .await
+                        .unwrap_or_default(),
                 );
+            }
+            if !ids.is_empty() {
+                let note = "the server's sandboxes (warm pool + open sessions), idle";
+                report.memory = Some(memory::measure(&docker, &ids, &[], None, note).await);
             }
         }
         Err(e) => report
             .notes
             .push(format!("container memory not measured: {e:#}")),
     }
-    report.emit(
-        &[
-            report::series("first request", &run.first),
-            report::series("warm request", &run.warm),
-        ],
-        &args.output,
-    )
+    let series = [
+        report::series("first request", &run.first),
+        report::series("warm request", &run.warm),
+    ];
+    report.emit(&series, &args.output)
+}
+
+/// Node ids in a server's status (`nodes[].id`).
+fn node_ids(status: &serde_json::Value) -> Vec<String> {
+    let nodes = status["nodes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    nodes
+        .iter()
+        .filter_map(|n| n["id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn in_process(
@@ -248,12 +313,9 @@ async fn in_process(
     pause: Duration,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut report = Report::new(
-        "cold",
-        args.target.mode,
-        format!("in-process engine ({})", args.kernel.image),
-        RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke),
-    );
+    let target = format!("in-process engine ({})", args.kernel.image);
+    let config = RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke);
+    let mut report = Report::new("cold", args.target.mode, target, config);
     let mut series_out = Vec::new();
     for (name, min_idle) in [("warm_pool", args.pool_size.max(1)), ("no_pool", 0)] {
         if stop.is_cancelled() {
@@ -266,54 +328,37 @@ async fn in_process(
             .map_err(|e| {
                 anyhow::anyhow!("starting the in-process engine (root, dockerd up): {e}")
             })?;
-        let ready = wait_for_pool(&engine, min_idle, Duration::from_secs(120)).await;
-        let bar = driver::progress(args.output.quiet, sessions as u64, name);
-        let timeout = args.limits.request_timeout();
-        let run = series(
-            sessions,
-            pause,
-            args.limits.max_duration(),
-            &bar,
-            stop,
-            || EngineSession {
-                engine: engine.clone(),
-                user: UserUuid::random(),
-                timeout,
-            },
-        )
-        .await;
-        bar.finish_and_clear();
-        if !ready {
-            report
-                .notes
-                .push(format!("{name}: the pool had not filled within 120 s"));
+        if !wait_for_pool(&engine, min_idle, POOL_WAIT).await {
+            report.notes.push(format!(
+                "{name}: the pool had not filled within {POOL_WAIT:?}"
+            ));
         }
+        let bar = driver::progress(args.output.quiet, sessions as u64, name);
+        let opener = EngineOpener {
+            engine: engine.clone(),
+            min_idle,
+            timeout: args.limits.request_timeout(),
+        };
+        let max = args.limits.max_duration();
+        let run = series(sessions, pause, max, &bar, stop, &opener).await;
+        bar.finish_and_clear();
         if min_idle > 0
             && let Ok(docker) = memory::docker().await
         {
-            // Refilled idle sandboxes: a fresh kernel waiting for a session.
-            wait_for_pool(&engine, min_idle, Duration::from_secs(60)).await;
+            // Refilled idle sandboxes: fresh kernels waiting for a session.
+            wait_for_pool(&engine, min_idle, POOL_WAIT).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let ids = memory::containers_labelled(&docker, &format!("{NODE_LABEL}={node}"))
+            let label = format!("{NODE_LABEL}={node}");
+            let ids = memory::containers_labelled(&docker, &label)
                 .await
                 .unwrap_or_default();
-            report.memory = Some(
-                memory::measure(
-                    &docker,
-                    &ids,
-                    &[],
-                    None,
-                    "idle warm-pool sandboxes of the in-process engine",
-                )
-                .await,
-            );
+            let note = "idle warm-pool sandboxes of the in-process engine";
+            report.memory = Some(memory::measure(&docker, &ids, &[], None, note).await);
         }
         engine.shutdown(Duration::from_secs(60)).await;
         if run.unreleased > 0 {
-            report.notes.push(format!(
-                "{name}: {} sessions could not be released",
-                run.unreleased
-            ));
+            let note = format!("{name}: {} sessions could not be released", run.unreleased);
+            report.notes.push(note);
         }
         let section = run.section();
         if report.figures.is_none() {
