@@ -192,6 +192,10 @@ pub struct LoadArgs {
     /// Measure the raw-kernel ceiling first, with as many kernels as users.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub with_ceiling: bool,
+    /// Run each user's first request (session set-up) before the clock starts and report
+    /// it apart, so the figures describe the steady state (default: seed false, saturation true).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub exclude_setup: Option<bool>,
 }
 
 /// `ceiling`.
@@ -212,6 +216,10 @@ pub struct CeilingArgs {
     /// Think time between executes in seconds, `MIN..MAX` (default 0).
     #[arg(long, value_name = "MIN..MAX")]
     pub think: Option<ThinkTime>,
+    /// Run each user's first request (session set-up) before the clock starts and report
+    /// it apart, so the figures describe the steady state (default: false).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub exclude_setup: Option<bool>,
     /// Label for the report (the ceiling itself never touches the API).
     #[arg(long, value_enum, default_value_t = Mode::Embedded)]
     pub mode: Mode,
@@ -285,6 +293,10 @@ pub struct AsyncArgs {
     /// Think time between jobs in seconds, `MIN..MAX` (default 0).
     #[arg(long, value_name = "MIN..MAX")]
     pub think: Option<ThinkTime>,
+    /// Run each user's first request (session set-up) before the clock starts and report
+    /// it apart, so the figures describe the steady state (default: false).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub exclude_setup: Option<bool>,
     /// Client kinds to run, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [AsyncClient::Poll, AsyncClient::Sse, AsyncClient::Webhook])]
     pub clients: Vec<AsyncClient>,

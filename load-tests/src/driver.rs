@@ -4,10 +4,12 @@
 
 use crate::cli::ThinkTime;
 use crate::stats::{Sample, SampleStatus};
-use crate::workload::{Answer, Workload};
+use crate::workload::{Answer, Step, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::Barrier;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -41,16 +43,32 @@ pub struct Plan {
     pub think: ThinkTime,
     /// No request starts after this much time has passed.
     pub max_duration: Duration,
+    /// Run every user's first request (session set-up: sandbox, imports) before the
+    /// clock starts, and report it apart; the figures then describe the steady state.
+    pub exclude_setup: bool,
 }
 
 /// What a run gave back: the targets (for clean-up), the samples, the wall time.
 #[derive(Debug)]
 pub struct Run<T> {
     pub targets: Vec<T>,
+    /// The measured requests, `at` counted from the start of the measurement.
     pub samples: Vec<Sample>,
+    /// With `exclude_setup`: each user's first request, `at` counted from the start.
+    pub setup: Vec<Sample>,
+    /// Wall time of the measured requests.
     pub elapsed: Duration,
     /// The deadline or Ctrl-C cut the run short.
     pub cut_short: bool,
+}
+
+/// When measurement starts: at once, or when the last user finished its set-up.
+#[derive(Debug)]
+struct Clock {
+    start: Instant,
+    deadline: Instant,
+    setup_done: Option<Barrier>,
+    measuring_since: OnceLock<Instant>,
 }
 
 /// Drive every target through its user's script, all users concurrently.
@@ -61,48 +79,85 @@ pub async fn drive<T: Target>(
     stop: &CancellationToken,
 ) -> Run<T> {
     let start = Instant::now();
-    let deadline = start + plan.max_duration;
+    let clock = Arc::new(Clock {
+        start,
+        deadline: start + plan.max_duration,
+        setup_done: plan.exclude_setup.then(|| Barrier::new(targets.len())),
+        measuring_since: OnceLock::new(),
+    });
     let mut tasks = Vec::with_capacity(targets.len());
     for (i, target) in targets.into_iter().enumerate() {
-        let progress = progress.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(user(
-            i, target, plan, start, deadline, progress, stop,
-        )));
+        let (progress, stop, clock) = (progress.clone(), stop.clone(), clock.clone());
+        tasks.push(tokio::spawn(user(i, target, plan, clock, progress, stop)));
     }
     let mut run = Run {
         targets: Vec::with_capacity(tasks.len()),
         samples: Vec::new(),
+        setup: Vec::new(),
         elapsed: Duration::ZERO,
         cut_short: false,
     };
     for task in tasks {
         match task.await {
-            Ok((target, samples, cut)) => {
-                run.targets.push(target);
-                run.samples.extend(samples);
-                run.cut_short |= cut;
+            Ok(user) => {
+                run.targets.push(user.target);
+                run.samples.extend(user.samples);
+                run.setup.extend(user.setup);
+                run.cut_short |= user.cut_short;
             }
             Err(e) => tracing::error!(error = %e, "a simulated user panicked; its target is lost"),
         }
     }
     run.elapsed = run.samples.iter().map(|s| s.at).max().unwrap_or_default();
     run.samples.sort_by_key(|s| s.at);
+    run.setup.sort_by_key(|s| s.at);
     run
+}
+
+/// What one simulated user gives back.
+struct UserRun<T> {
+    target: T,
+    samples: Vec<Sample>,
+    setup: Vec<Sample>,
+    cut_short: bool,
 }
 
 async fn user<T: Target>(
     i: usize,
     mut target: T,
     plan: Plan,
-    start: Instant,
-    deadline: Instant,
+    clock: Arc<Clock>,
     progress: ProgressBar,
     stop: CancellationToken,
-) -> (T, Vec<Sample>, bool) {
+) -> UserRun<T> {
     let workload = Workload::for_user(i);
-    let mut samples = Vec::with_capacity(usize::try_from(plan.requests_per_user).unwrap_or(0));
-    for k in 0..plan.requests_per_user {
+    let capacity = usize::try_from(plan.requests_per_user).unwrap_or(0);
+    let mut setup = Vec::new();
+    let mut first = 0;
+    let mut start = clock.start;
+    if let Some(barrier) = &clock.setup_done {
+        if plan.requests_per_user > 0 && !stop.is_cancelled() {
+            let step = workload.step(0);
+            setup.push(request(&mut target, &step, clock.start).await);
+            progress.inc(1);
+        }
+        first = 1;
+        // Every user takes part in the barrier, whatever happened, so none waits forever;
+        // the deadline and Ctrl-C still end the wait.
+        tokio::select! {
+            _ = barrier.wait() => {}
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep_until(clock.deadline) => {}
+        }
+        start = *clock.measuring_since.get_or_init(Instant::now);
+    }
+    let mut run = UserRun {
+        target,
+        samples: Vec::with_capacity(capacity),
+        setup,
+        cut_short: false,
+    };
+    for k in first..plan.requests_per_user {
         if k > 0 {
             let pause = plan.think.draw();
             if !pause.is_zero() {
@@ -112,33 +167,40 @@ async fn user<T: Target>(
                 }
             }
         }
-        if stop.is_cancelled() || Instant::now() >= deadline {
-            return (target, samples, true);
+        if stop.is_cancelled() || Instant::now() >= clock.deadline {
+            run.cut_short = true;
+            return run;
         }
         let step = workload.step(k);
-        let sent = Instant::now();
-        let answer = target.execute(&step.code).await;
-        let done = Instant::now();
-        let status = match answer {
-            Ok(a) if a.is(&step.expected) => SampleStatus::Verified,
-            Ok(a) if a.succeeded => SampleStatus::WrongAnswer,
-            Ok(a) => SampleStatus::Failed {
-                kind: "outcome_error".into(),
-                detail: a.problem.unwrap_or_default(),
-            },
-            Err(f) => SampleStatus::Failed {
-                kind: f.kind,
-                detail: f.detail,
-            },
-        };
-        samples.push(Sample {
-            at: done - start,
-            latency: done - sent,
-            status,
-        });
+        run.samples
+            .push(request(&mut run.target, &step, start).await);
         progress.inc(1);
     }
-    (target, samples, false)
+    run
+}
+
+/// Send one step and judge its answer.
+async fn request<T: Target>(target: &mut T, step: &Step, start: Instant) -> Sample {
+    let sent = Instant::now();
+    let answer = target.execute(&step.code).await;
+    let done = Instant::now();
+    let status = match answer {
+        Ok(a) if a.is(&step.expected) => SampleStatus::Verified,
+        Ok(a) if a.succeeded => SampleStatus::WrongAnswer,
+        Ok(a) => SampleStatus::Failed {
+            kind: "outcome_error".into(),
+            detail: a.problem.unwrap_or_default(),
+        },
+        Err(f) => SampleStatus::Failed {
+            kind: f.kind,
+            detail: f.detail,
+        },
+    };
+    Sample {
+        at: done.saturating_duration_since(start),
+        latency: done - sent,
+        status,
+    }
 }
 
 /// A progress bar on stderr (hidden when `quiet` or stderr is not a terminal).
@@ -218,6 +280,7 @@ mod tests {
             requests_per_user: 5,
             think: ThinkTime::ZERO,
             max_duration: Duration::from_secs(10),
+            exclude_setup: false,
         };
         let run = drive(
             targets,
@@ -245,6 +308,7 @@ mod tests {
             requests_per_user: 1000,
             think: ThinkTime::SEED,
             max_duration: Duration::from_secs(10),
+            exclude_setup: true,
         };
         let run = drive(
             vec![Fake {
@@ -257,7 +321,34 @@ mod tests {
         )
         .await;
         assert!(run.cut_short);
-        assert!(run.samples.is_empty());
+        assert!(run.samples.is_empty() && run.setup.is_empty());
         assert_eq!(run.targets.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn set_up_requests_are_reported_apart_and_precede_the_measurement() {
+        let targets = (0..3)
+            .map(|_| Fake {
+                calls: 0,
+                fail_at: None,
+            })
+            .collect();
+        let plan = Plan {
+            requests_per_user: 4,
+            think: ThinkTime::ZERO,
+            max_duration: Duration::from_secs(10),
+            exclude_setup: true,
+        };
+        let run = drive(
+            targets,
+            plan,
+            &ProgressBar::hidden(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(run.setup.len(), 3);
+        assert_eq!(run.samples.len(), 9);
+        let verified = |s: &[Sample]| s.iter().all(|x| x.status == SampleStatus::Verified);
+        assert!(verified(&run.setup) && verified(&run.samples));
     }
 }

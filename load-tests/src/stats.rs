@@ -77,6 +77,12 @@ pub struct Figures {
 const MAX_EXAMPLES: usize = 5;
 
 impl Figures {
+    /// Figures for `samples` whose wall time runs from 0 to the last one's finish.
+    pub fn spanning(samples: &[Sample]) -> Self {
+        let elapsed = samples.iter().map(|s| s.at).max().unwrap_or_default();
+        Self::from_samples(samples, elapsed)
+    }
+
     /// Figures for `samples` collected over `elapsed` of wall time.
     pub fn from_samples(samples: &[Sample], elapsed: Duration) -> Self {
         let mut histogram = new_histogram();

@@ -277,6 +277,7 @@ pub async fn run(args: AsyncArgs, stop: &CancellationToken) -> anyhow::Result<()
         requests_per_user: requests,
         think,
         max_duration: args.limits.max_duration(),
+        exclude_setup: args.exclude_setup.unwrap_or(false),
     };
     let timeout = args.limits.request_timeout();
     let client = TetherClient::new(

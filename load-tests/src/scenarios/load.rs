@@ -5,19 +5,32 @@
 use crate::cli::{LoadArgs, ThinkTime};
 use crate::client::{ClientError, HttpSession, TetherClient};
 use crate::driver::{self, Plan};
-use crate::report::{self, Report, RunConfig};
+use crate::report::{self, Report, RunConfig, Section};
 use crate::scenarios::ceiling;
 use crate::stats::Figures;
 use futures::StreamExt;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Run `scenario` (`seed` or `saturation`) with `default_think` unless `--think` is given.
+/// What a scenario does unless its flags say otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub think: ThinkTime,
+    /// Leave each user's first request (session set-up) out of the figures.
+    pub exclude_setup: bool,
+}
+
+/// Run `scenario` (`seed` or `saturation`) with its `defaults` where flags are absent.
 pub async fn run(
     scenario: &str,
     args: LoadArgs,
-    default_think: ThinkTime,
+    defaults: Defaults,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let Defaults {
+        think: default_think,
+        exclude_setup,
+    } = defaults;
     let (users, requests) = if args.limits.smoke {
         (2, 3)
     } else {
@@ -39,6 +52,7 @@ pub async fn run(
         requests_per_user: requests,
         think,
         max_duration: args.limits.max_duration(),
+        exclude_setup: args.exclude_setup.unwrap_or(exclude_setup),
     };
     let client = TetherClient::new(
         &args.target.url,
@@ -74,6 +88,12 @@ pub async fn run(
                         .push("ceiling run cut short (deadline or Ctrl-C)".into());
                 }
                 series.push(report::series("ceiling (raw kernels)", &run.samples));
+                if plan.exclude_setup {
+                    let setup = Figures::spanning(&run.setup);
+                    report
+                        .sections
+                        .insert("ceiling_setup".into(), Section::measured(setup));
+                }
                 ceiling_figures = Some(run.figures);
                 report.memory = run.memory;
             }
@@ -98,12 +118,19 @@ pub async fn run(
             );
         }
         series.insert(0, report::series("end-to-end", &run.samples));
+        if plan.exclude_setup {
+            let setup = Figures::spanning(&run.setup);
+            report
+                .sections
+                .insert("setup".into(), Section::measured(setup));
+            report.notes.push(ceiling::SETUP_NOTE.into());
+        }
         report.figures = Some(Figures::from_samples(&run.samples, run.elapsed));
     }
     if let Some(c) = ceiling_figures {
         report.with_ceiling(c);
     }
-    if think.max > std::time::Duration::ZERO && report.comparison.is_some() {
+    if think.max > Duration::ZERO && report.comparison.is_some() {
         report.notes.push(
             "with think time both runs are paced by it, so the throughput ratio shows pacing as much as capacity; \
              the latency added is the figure to read (saturation gives the capacity ratio)"

@@ -6,5 +6,9 @@ use crate::scenarios::load;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(args: LoadArgs, stop: &CancellationToken) -> anyhow::Result<()> {
-    load::run("seed", args, ThinkTime::SEED, stop).await
+    let defaults = load::Defaults {
+        think: ThinkTime::SEED,
+        exclude_setup: false,
+    };
+    load::run("seed", args, defaults, stop).await
 }
