@@ -103,6 +103,9 @@ pub struct Machine {
     pub cores: usize,
     pub memory_gib: f64,
     pub os: String,
+    /// 1-minute load average when the scenario started: other work on the machine
+    /// shifts absolute figures (the ratios are measured side by side to survive it).
+    pub load_average_1m: f64,
 }
 
 impl Machine {
@@ -126,10 +129,15 @@ impl Machine {
                 )
             })
             .unwrap_or_else(|| std::env::consts::OS.to_owned());
+        let load_average_1m = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
         Self {
             cores,
             memory_gib,
             os,
+            load_average_1m,
         }
     }
 }
@@ -178,8 +186,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "machine: {} cores, {:.1} GiB, {}; started {}",
-            self.machine.cores, self.machine.memory_gib, self.machine.os, self.started_at
+            "machine: {} cores, {:.1} GiB, {}, load average {:.2}; started {}",
+            self.machine.cores,
+            self.machine.memory_gib,
+            self.machine.os,
+            self.machine.load_average_1m,
+            self.started_at
         );
         let _ = writeln!(
             out,
@@ -204,10 +216,11 @@ impl Report {
             "p99 ms",
             "max ms"
         );
-        let headline = if self.scenario == "ceiling" {
-            "ceiling"
-        } else {
-            "end-to-end"
+        let headline = match self.scenario.as_str() {
+            "ceiling" => "ceiling",
+            "cold" => "first request",
+            "async" => "first client kind",
+            _ => "end-to-end",
         };
         if let Some(f) = &self.figures {
             row(&mut out, headline, f);

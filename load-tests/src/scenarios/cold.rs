@@ -233,6 +233,8 @@ async fn over_http(
     let timeout = args.limits.request_timeout();
     let client = TetherClient::new(&args.target.url, args.target.token.clone(), timeout, 2)?;
     load::preflight(&client).await?;
+    let config = RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke);
+    let mut report = Report::new("cold", args.target.mode, client.base().as_str(), config);
     let bar = driver::progress(args.output.quiet, sessions as u64, "sessions");
     let opener = ServerOpener {
         client: client.clone(),
@@ -245,8 +247,6 @@ async fn over_http(
         PoolState::Warm => "warm_pool",
         PoolState::Disabled => "no_pool",
     };
-    let config = RunConfig::new(sessions, 2, ThinkTime::ZERO, args.limits.smoke);
-    let mut report = Report::new("cold", args.target.mode, client.base().as_str(), config);
     let section = run.section();
     report.figures = section.figures.clone();
     report.sections.insert(name.into(), section);
