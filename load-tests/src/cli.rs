@@ -192,6 +192,12 @@ pub struct LoadArgs {
     /// Measure the raw-kernel ceiling first, with as many kernels as users.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub with_ceiling: bool,
+    /// Split the run into this many blocks and alternate ceiling and end-to-end blocks
+    /// (the ceiling's kernels stay up, idle, during end-to-end blocks), so that other load
+    /// on the machine hits both alike. 1 = whole ceiling run, kernels removed, then the
+    /// whole end-to-end run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
     /// Run each user's first request (session set-up) before the clock starts and report
     /// it apart, so the figures describe the steady state (default: seed false, saturation true).
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]

@@ -39,7 +39,11 @@ pub trait Target: Send + 'static {
 /// How much to send and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
+    /// Requests each user sends in this drive.
     pub requests_per_user: u64,
+    /// Script step of the first of them: a run split into blocks continues each user's
+    /// script where the previous block left it (the session keeps its state).
+    pub first_step: u64,
     pub think: ThinkTime,
     /// No request starts after this much time has passed.
     pub max_duration: Duration,
@@ -48,18 +52,39 @@ pub struct Plan {
     pub exclude_setup: bool,
 }
 
-/// What a run gave back: the targets (for clean-up), the samples, the wall time.
+/// What a run gave back: the targets (for clean-up or the next block) and what was
+/// measured.
 #[derive(Debug)]
 pub struct Run<T> {
     pub targets: Vec<T>,
+    pub measured: Measured,
+}
+
+/// The samples of one or more drives.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
     /// The measured requests, `at` counted from the start of the measurement.
     pub samples: Vec<Sample>,
     /// With `exclude_setup`: each user's first request, `at` counted from the start.
     pub setup: Vec<Sample>,
     /// Wall time of the measured requests.
     pub elapsed: Duration,
-    /// The deadline or Ctrl-C cut the run short.
+    /// The deadline or Ctrl-C cut a drive short.
     pub cut_short: bool,
+}
+
+impl Measured {
+    /// Add a later block: its samples continue this one's time line, its wall time adds.
+    pub fn append(&mut self, later: Measured) {
+        let offset = self.elapsed;
+        self.samples.extend(later.samples.into_iter().map(|mut s| {
+            s.at += offset;
+            s
+        }));
+        self.setup.extend(later.setup);
+        self.elapsed += later.elapsed;
+        self.cut_short |= later.cut_short;
+    }
 }
 
 /// When measurement starts: at once, or when the last user finished its set-up.
@@ -82,7 +107,8 @@ pub async fn drive<T: Target>(
     let clock = Arc::new(Clock {
         start,
         deadline: start + plan.max_duration,
-        setup_done: plan.exclude_setup.then(|| Barrier::new(targets.len())),
+        setup_done: (plan.exclude_setup && plan.first_step == 0)
+            .then(|| Barrier::new(targets.len())),
         measuring_since: OnceLock::new(),
     });
     let mut tasks = Vec::with_capacity(targets.len());
@@ -90,28 +116,26 @@ pub async fn drive<T: Target>(
         let (progress, stop, clock) = (progress.clone(), stop.clone(), clock.clone());
         tasks.push(tokio::spawn(user(i, target, plan, clock, progress, stop)));
     }
-    let mut run = Run {
-        targets: Vec::with_capacity(tasks.len()),
-        samples: Vec::new(),
-        setup: Vec::new(),
-        elapsed: Duration::ZERO,
-        cut_short: false,
-    };
+    let mut targets = Vec::with_capacity(tasks.len());
+    let mut m = Measured::default();
     for task in tasks {
         match task.await {
             Ok(user) => {
-                run.targets.push(user.target);
-                run.samples.extend(user.samples);
-                run.setup.extend(user.setup);
-                run.cut_short |= user.cut_short;
+                targets.push(user.target);
+                m.samples.extend(user.samples);
+                m.setup.extend(user.setup);
+                m.cut_short |= user.cut_short;
             }
             Err(e) => tracing::error!(error = %e, "a simulated user panicked; its target is lost"),
         }
     }
-    run.elapsed = run.samples.iter().map(|s| s.at).max().unwrap_or_default();
-    run.samples.sort_by_key(|s| s.at);
-    run.setup.sort_by_key(|s| s.at);
-    run
+    m.elapsed = m.samples.iter().map(|s| s.at).max().unwrap_or_default();
+    m.samples.sort_by_key(|s| s.at);
+    m.setup.sort_by_key(|s| s.at);
+    Run {
+        targets,
+        measured: m,
+    }
 }
 
 /// What one simulated user gives back.
@@ -133,7 +157,8 @@ async fn user<T: Target>(
     let workload = Workload::for_user(i);
     let capacity = usize::try_from(plan.requests_per_user).unwrap_or(0);
     let mut setup = Vec::new();
-    let mut first = 0;
+    let mut first = plan.first_step;
+    let end = plan.first_step + plan.requests_per_user;
     let mut start = clock.start;
     if let Some(barrier) = &clock.setup_done {
         if plan.requests_per_user > 0 && !stop.is_cancelled() {
@@ -141,7 +166,7 @@ async fn user<T: Target>(
             setup.push(request(&mut target, &step, clock.start).await);
             progress.inc(1);
         }
-        first = 1;
+        first += 1;
         // Every user takes part in the barrier, whatever happened, so none waits forever;
         // the deadline and Ctrl-C still end the wait.
         tokio::select! {
@@ -157,8 +182,8 @@ async fn user<T: Target>(
         setup,
         cut_short: false,
     };
-    for k in first..plan.requests_per_user {
-        if k > 0 {
+    for k in first..end {
+        if k > plan.first_step {
             let pause = plan.think.draw();
             if !pause.is_zero() {
                 tokio::select! {
@@ -278,6 +303,7 @@ mod tests {
             .collect();
         let plan = Plan {
             requests_per_user: 5,
+            first_step: 0,
             think: ThinkTime::ZERO,
             max_duration: Duration::from_secs(10),
             exclude_setup: false,
@@ -290,9 +316,10 @@ mod tests {
         )
         .await;
         assert_eq!(run.targets.len(), 4);
-        assert_eq!(run.samples.len(), 20);
-        assert!(!run.cut_short);
+        assert_eq!(run.measured.samples.len(), 20);
+        assert!(!run.measured.cut_short);
         let verified = run
+            .measured
             .samples
             .iter()
             .filter(|s| s.status == SampleStatus::Verified)
@@ -306,6 +333,7 @@ mod tests {
         stop.cancel();
         let plan = Plan {
             requests_per_user: 1000,
+            first_step: 0,
             think: ThinkTime::SEED,
             max_duration: Duration::from_secs(10),
             exclude_setup: true,
@@ -320,8 +348,8 @@ mod tests {
             &stop,
         )
         .await;
-        assert!(run.cut_short);
-        assert!(run.samples.is_empty() && run.setup.is_empty());
+        assert!(run.measured.cut_short);
+        assert!(run.measured.samples.is_empty() && run.measured.setup.is_empty());
         assert_eq!(run.targets.len(), 1);
     }
 
@@ -335,6 +363,7 @@ mod tests {
             .collect();
         let plan = Plan {
             requests_per_user: 4,
+            first_step: 0,
             think: ThinkTime::ZERO,
             max_duration: Duration::from_secs(10),
             exclude_setup: true,
@@ -346,9 +375,24 @@ mod tests {
             &CancellationToken::new(),
         )
         .await;
-        assert_eq!(run.setup.len(), 3);
-        assert_eq!(run.samples.len(), 9);
+        assert_eq!(run.measured.setup.len(), 3);
+        assert_eq!(run.measured.samples.len(), 9);
         let verified = |s: &[Sample]| s.iter().all(|x| x.status == SampleStatus::Verified);
-        assert!(verified(&run.setup) && verified(&run.samples));
+        assert!(verified(&run.measured.setup) && verified(&run.measured.samples));
+        // A second block continues the scripts where the first stopped.
+        let next = Plan {
+            first_step: 4,
+            ..plan
+        };
+        let run = drive(
+            run.targets,
+            next,
+            &ProgressBar::hidden(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(run.measured.setup.is_empty());
+        assert_eq!(run.measured.samples.len(), 12);
+        assert!(verified(&run.measured.samples));
     }
 }

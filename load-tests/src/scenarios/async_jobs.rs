@@ -275,6 +275,7 @@ pub async fn run(args: AsyncArgs, stop: &CancellationToken) -> anyhow::Result<()
     let think = args.think.unwrap_or(ThinkTime::ZERO);
     let plan = Plan {
         requests_per_user: requests,
+        first_step: 0,
         think,
         max_duration: args.limits.max_duration(),
         exclude_setup: args.exclude_setup.unwrap_or(false),
@@ -342,14 +343,14 @@ pub async fn run(args: AsyncArgs, stop: &CancellationToken) -> anyhow::Result<()
                 "{name}: {unreleased} sessions could not be released"
             ));
         }
-        let figures = Figures::from_samples(&run.samples, run.elapsed);
+        let figures = Figures::from_samples(&run.measured.samples, run.measured.elapsed);
         if report.figures.is_none() {
             report.figures = Some(figures.clone());
         }
         report
             .sections
             .insert(name.into(), Section::measured(figures));
-        series.push(report::series(name, &run.samples));
+        series.push(report::series(name, &run.measured.samples));
     }
     listening.cancel();
     if report.figures.is_none() {

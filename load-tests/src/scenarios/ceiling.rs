@@ -5,13 +5,14 @@
 //! and the bench's node directory swept, whatever happened.
 
 use crate::cli::{CeilingArgs, KernelArgs, ThinkTime};
-use crate::driver::{self, Failure, Plan, Target};
+use crate::driver::{self, Failure, Measured, Plan, Target};
 use crate::memory::{self, MemoryFigures};
 use crate::report::{self, Report, RunConfig, Section};
 use crate::stats::{Figures, Sample};
 use crate::workload::Answer;
 use anyhow::Context as _;
 use futures::StreamExt;
+use indicatif::ProgressBar;
 use std::time::Duration;
 use tether_protocol::NodeId;
 use tether_worker_host::EngineConfig;
@@ -86,6 +87,145 @@ pub fn engine_config(
     Ok(config)
 }
 
+/// N sandboxes started exactly as the engine starts them, driven directly, owned by the
+/// bench until [`Kernels::destroy`].
+#[derive(Debug)]
+pub struct Kernels {
+    runtime: ContainerRuntime,
+    config: EngineConfig,
+    docker: bollard::Docker,
+    sessions: Vec<KernelSession>,
+    /// The bench process's resident memory before the sandboxes existed.
+    rss_before: Option<u64>,
+    quiet: bool,
+}
+
+impl Kernels {
+    /// Start `n` sandboxes (a few at a time). On any failure, what was started is
+    /// destroyed and the error returned.
+    pub async fn start(
+        kernel: &KernelArgs,
+        n: usize,
+        request_timeout: Duration,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        let config = engine_config(kernel, 0, n)?;
+        let runtime = ContainerRuntime::connect(config.clone()).await.context(
+            "connecting to Docker (the ceiling starts sandboxes itself: run as root with dockerd up)",
+        )?;
+        let docker = memory::docker().await?;
+        let rss_before = memory::own_rss();
+        let starting = driver::progress(quiet, n as u64, "kernels");
+        let created: Vec<_> = futures::stream::iter(0..n)
+            .map(|_| {
+                let (runtime, config, starting) = (&runtime, &config, &starting);
+                async move {
+                    let made = Sandbox::create(runtime, config).await;
+                    starting.inc(1);
+                    made
+                }
+            })
+            .buffer_unordered(kernel.start_concurrency.max(1))
+            .collect()
+            .await;
+        starting.finish_and_clear();
+        let mut first_error = None;
+        let mut kernels = Self {
+            sessions: Vec::with_capacity(n),
+            runtime,
+            docker,
+            rss_before,
+            quiet,
+            config,
+        };
+        for made in created {
+            match made {
+                Ok(sandbox) => kernels.sessions.push(KernelSession {
+                    sandbox,
+                    timeout: request_timeout,
+                    output_cap: kernels.config.output_cap,
+                    never: CancellationToken::new(),
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(kernels),
+            Some(e) => {
+                let image = kernels.config.image.clone();
+                kernels.destroy().await;
+                Err(anyhow::anyhow!("starting {n} sandboxes ({image}): {e}"))
+            }
+        }
+    }
+
+    /// Drive every kernel through `plan` (one simulated user each).
+    pub async fn drive(
+        &mut self,
+        plan: Plan,
+        bar: &ProgressBar,
+        stop: &CancellationToken,
+    ) -> Measured {
+        let sessions = std::mem::take(&mut self.sessions);
+        let run = driver::drive(sessions, plan, bar, stop).await;
+        self.sessions = run.targets;
+        run.measured
+    }
+
+    /// Idle memory per sandbox (after a second's rest) and host-side state per session.
+    pub async fn memory(&self) -> MemoryFigures {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sandboxes: Vec<&Sandbox> = self.sessions.iter().map(|s| &s.sandbox).collect();
+        let ids: Vec<String> = sandboxes.iter().map(|s| s.container_id.clone()).collect();
+        let node_dir = self.config.node_dir();
+        let images: Vec<_> = sandboxes
+            .iter()
+            .map(|s| node_dir.join("s").join(&s.slot).join("disk.img"))
+            .collect();
+        let images: Vec<&std::path::Path> = images.iter().map(|p| p.as_path()).collect();
+        let host = match (self.rss_before, memory::own_rss()) {
+            (Some(before), Some(after)) if !ids.is_empty() => {
+                Some((after as f64 - before as f64) / ids.len() as f64 / 1024.0 / 1024.0)
+            }
+            _ => None,
+        };
+        let note = "the ceiling's sandboxes after their run, idle 1 s; host = bench process RSS \
+                    growth per kernel client";
+        memory::measure(&self.docker, &ids, &images, host, note).await
+    }
+
+    /// Destroy every sandbox, then sweep the bench's node (containers, mounts, loop
+    /// devices, directories) in case a teardown was incomplete.
+    pub async fn destroy(self) {
+        let cleaning = driver::progress(self.quiet, self.sessions.len() as u64, "cleaning up");
+        let runtime = &self.runtime;
+        futures::stream::iter(self.sessions)
+            .for_each_concurrent(4, |session| {
+                let cleaning = &cleaning;
+                async move {
+                    if let Err(e) = session.sandbox.destroy(runtime).await {
+                        tracing::warn!(error = %e, "sandbox teardown incomplete; the sweep follows");
+                    }
+                    cleaning.inc(1);
+                }
+            })
+            .await;
+        cleaning.finish_and_clear();
+        janitor::remove_leftovers(&self.runtime, &self.config).await;
+        let label = format!("{NODE_LABEL}={}", self.config.node_id);
+        if let Ok(left) = memory::containers_labelled(&self.docker, &label).await
+            && !left.is_empty()
+        {
+            tracing::warn!(
+                count = left.len(),
+                "ceiling containers still present after clean-up"
+            );
+        }
+    }
+}
+
 /// Start `kernels` sandboxes, drive them with `plan`, measure their idle memory, and
 /// destroy them.
 pub async fn measure(
@@ -96,115 +236,20 @@ pub async fn measure(
     quiet: bool,
     stop: &CancellationToken,
 ) -> anyhow::Result<CeilingRun> {
-    let config = engine_config(kernel, 0, kernels)?;
-    let runtime = ContainerRuntime::connect(config.clone()).await.context(
-        "connecting to Docker (the ceiling starts sandboxes itself: run as root with dockerd up)",
-    )?;
-    let docker = memory::docker().await?;
-    let rss_before = memory::own_rss();
-
-    let starting = driver::progress(quiet, kernels as u64, "kernels");
-    let created: Vec<_> = futures::stream::iter(0..kernels)
-        .map(|_| {
-            let (runtime, config, starting) = (&runtime, &config, &starting);
-            async move {
-                let made = Sandbox::create(runtime, config).await;
-                starting.inc(1);
-                made
-            }
-        })
-        .buffer_unordered(kernel.start_concurrency.max(1))
-        .collect()
-        .await;
-    starting.finish_and_clear();
-    let mut sandboxes = Vec::with_capacity(kernels);
-    let mut first_error = None;
-    for made in created {
-        match made {
-            Ok(sandbox) => sandboxes.push(sandbox),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-
-    let measured = match first_error {
-        Some(e) => Err(anyhow::anyhow!(
-            "starting {kernels} sandboxes ({}): {e}",
-            config.image
-        )),
-        None if stop.is_cancelled() => Err(anyhow::anyhow!("stopped before the ceiling ran")),
-        None => {
-            let targets = sandboxes
-                .drain(..)
-                .map(|sandbox| KernelSession {
-                    sandbox,
-                    timeout: request_timeout,
-                    output_cap: config.output_cap,
-                    never: CancellationToken::new(),
-                })
-                .collect();
-            let bar = driver::progress(quiet, kernels as u64 * plan.requests_per_user, "ceiling");
-            let run = driver::drive(targets, plan, &bar, stop).await;
-            bar.finish_and_clear();
-            sandboxes.extend(run.targets.into_iter().map(|t| t.sandbox));
-            // Let the kernels go idle before reading their memory.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let ids: Vec<String> = sandboxes.iter().map(|s| s.container_id.clone()).collect();
-            let images: Vec<_> = sandboxes
-                .iter()
-                .map(|s| config.node_dir().join("s").join(&s.slot).join("disk.img"))
-                .collect();
-            let images: Vec<&std::path::Path> = images.iter().map(|p| p.as_path()).collect();
-            let host = match (rss_before, memory::own_rss()) {
-                (Some(before), Some(after)) if !sandboxes.is_empty() => {
-                    Some((after as f64 - before as f64) / sandboxes.len() as f64 / 1024.0 / 1024.0)
-                }
-                _ => None,
-            };
-            let memory = memory::measure(
-                &docker,
-                &ids,
-                &images,
-                host,
-                "sandboxes after the ceiling run, idle 1 s; host = bench process RSS growth per kernel client",
-            )
-            .await;
-            Ok(CeilingRun {
-                figures: Figures::from_samples(&run.samples, run.elapsed),
-                samples: run.samples,
-                setup: run.setup,
-                memory: Some(memory),
-                cut_short: run.cut_short,
-            })
-        }
-    };
-
-    // Clean up whatever happened above.
-    let cleaning = driver::progress(quiet, sandboxes.len() as u64, "cleaning up");
-    futures::stream::iter(sandboxes)
-        .for_each_concurrent(4, |sandbox| {
-            let (runtime, cleaning) = (&runtime, &cleaning);
-            async move {
-                if let Err(e) = sandbox.destroy(runtime).await {
-                    tracing::warn!(error = %e, "sandbox teardown incomplete; the sweep follows");
-                }
-                cleaning.inc(1);
-            }
-        })
-        .await;
-    cleaning.finish_and_clear();
-    janitor::remove_leftovers(&runtime, &config).await;
-    if let Ok(left) =
-        memory::containers_labelled(&docker, &format!("{NODE_LABEL}={}", config.node_id)).await
-        && !left.is_empty()
-    {
-        tracing::warn!(
-            count = left.len(),
-            "ceiling containers still present after clean-up"
-        );
-    }
-    measured
+    let mut started = Kernels::start(kernel, kernels, request_timeout, quiet).await?;
+    let total = kernels as u64 * plan.requests_per_user;
+    let bar = driver::progress(quiet, total, "ceiling");
+    let m = started.drive(plan, &bar, stop).await;
+    bar.finish_and_clear();
+    let memory = started.memory().await;
+    started.destroy().await;
+    Ok(CeilingRun {
+        figures: Figures::from_samples(&m.samples, m.elapsed),
+        samples: m.samples,
+        setup: m.setup,
+        memory: Some(memory),
+        cut_short: m.cut_short,
+    })
 }
 
 /// Said in every report whose figures leave the set-up requests out.
@@ -221,6 +266,7 @@ pub async fn run(args: CeilingArgs, stop: &CancellationToken) -> anyhow::Result<
     let think = args.think.unwrap_or(ThinkTime::ZERO);
     let plan = Plan {
         requests_per_user: requests,
+        first_step: 0,
         think,
         max_duration: args.limits.max_duration(),
         exclude_setup: args.exclude_setup.unwrap_or(false),

@@ -263,6 +263,9 @@ async fn over_http(
     }
     // The server runs on this machine (loopback only), so its containers are visible here;
     // its status names its nodes, and their containers carry the node label.
+    // Let the pool refill and settle so its sandboxes are measured idle, not starting.
+    opener.pool_ready().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let nodes = client
         .status()
         .await

@@ -4,9 +4,9 @@
 
 use crate::cli::{LoadArgs, ThinkTime};
 use crate::client::{ClientError, HttpSession, TetherClient};
-use crate::driver::{self, Plan};
+use crate::driver::{self, Measured, Plan};
 use crate::report::{self, Report, RunConfig, Section};
-use crate::scenarios::ceiling;
+use crate::scenarios::ceiling::{self, Kernels};
 use crate::stats::Figures;
 use futures::StreamExt;
 use std::time::Duration;
@@ -50,6 +50,7 @@ pub async fn run(
     };
     let plan = Plan {
         requests_per_user: requests,
+        first_step: 0,
         think,
         max_duration: args.limits.max_duration(),
         exclude_setup: args.exclude_setup.unwrap_or(exclude_setup),
@@ -68,67 +69,87 @@ pub async fn run(
         client.base().as_str(),
         RunConfig::new(users, requests, think, args.limits.smoke),
     );
-    let mut series = Vec::new();
-    let mut ceiling_figures = None;
+    let quiet = args.output.quiet;
+    let timeout = args.limits.request_timeout();
+    let mut kernels = None;
     if args.with_ceiling {
-        match ceiling::measure(
-            &args.kernel,
-            users,
-            plan,
-            args.limits.request_timeout(),
-            args.output.quiet,
-            stop,
-        )
-        .await
-        {
-            Ok(run) => {
-                if run.cut_short {
-                    report
-                        .notes
-                        .push("ceiling run cut short (deadline or Ctrl-C)".into());
-                }
-                series.push(report::series("ceiling (raw kernels)", &run.samples));
-                if plan.exclude_setup {
-                    let setup = Figures::spanning(&run.setup);
-                    report
-                        .sections
-                        .insert("ceiling_setup".into(), Section::measured(setup));
-                }
-                ceiling_figures = Some(run.figures);
-                report.memory = run.memory;
-            }
+        match Kernels::start(&args.kernel, users, timeout, quiet).await {
+            Ok(k) => kernels = Some(k),
             Err(e) => report.notes.push(format!("ceiling not measured: {e:#}")),
         }
     }
+    let rounds = args.rounds.min(requests);
+    let interleaved = rounds > 1;
+    if interleaved && kernels.is_some() {
+        report.notes.push(format!(
+            "{rounds} alternating blocks of ceiling and end-to-end requests per user; the ceiling's \
+             kernels stayed up (idle) during end-to-end blocks"
+        ));
+    }
+    let total = users as u64 * requests;
+    let ceiling_bar = driver::progress(quiet || kernels.is_none(), total, "ceiling");
+    let e2e_bar = driver::progress(quiet, total, "end-to-end");
+    let mut ceiling_m = Measured::default();
+    let mut e2e_m = Measured::default();
+    let mut sessions: Vec<HttpSession> = (0..users).map(|_| HttpSession::fresh(&client)).collect();
+    let per_block = requests.div_ceil(rounds);
+    for first_step in (0..requests).step_by(usize::try_from(per_block).unwrap_or(usize::MAX)) {
+        let block = Plan {
+            first_step,
+            requests_per_user: per_block.min(requests - first_step),
+            ..plan
+        };
+        if let Some(k) = kernels.as_mut() {
+            ceiling_m.append(k.drive(block, &ceiling_bar, stop).await);
+        }
+        if !interleaved && let Some(k) = kernels.take() {
+            // One block: the kernels go before the end-to-end run starts.
+            report.memory = Some(k.memory().await);
+            k.destroy().await;
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        let run = driver::drive(sessions, block, &e2e_bar, stop).await;
+        sessions = run.targets;
+        e2e_m.append(run.measured);
+    }
+    ceiling_bar.finish_and_clear();
+    e2e_bar.finish_and_clear();
+    if let Some(k) = kernels.take() {
+        report.memory = Some(k.memory().await);
+        k.destroy().await;
+    }
+    let unreleased = release_all(&sessions).await;
+    if unreleased > 0 {
+        report
+            .notes
+            .push(format!("{unreleased} sessions could not be released"));
+    }
 
-    if !stop.is_cancelled() {
-        let sessions: Vec<HttpSession> = (0..users).map(|_| HttpSession::fresh(&client)).collect();
-        let bar = driver::progress(args.output.quiet, users as u64 * requests, "end-to-end");
-        let run = driver::drive(sessions, plan, &bar, stop).await;
-        bar.finish_and_clear();
-        let unreleased = release_all(&run.targets).await;
-        if unreleased > 0 {
-            report
-                .notes
-                .push(format!("{unreleased} sessions could not be released"));
-        }
-        if run.cut_short {
-            report.notes.push(
-                "end-to-end run cut short (deadline or Ctrl-C): fewer requests than planned".into(),
-            );
-        }
-        series.insert(0, report::series("end-to-end", &run.samples));
+    let mut series = vec![report::series("end-to-end", &e2e_m.samples)];
+    report.figures = Some(Figures::from_samples(&e2e_m.samples, e2e_m.elapsed));
+    if e2e_m.cut_short || ceiling_m.cut_short {
+        report
+            .notes
+            .push("run cut short (deadline or Ctrl-C): fewer requests than planned".into());
+    }
+    if plan.exclude_setup {
+        let setup = Figures::spanning(&e2e_m.setup);
+        report
+            .sections
+            .insert("setup".into(), Section::measured(setup));
+        report.notes.push(ceiling::SETUP_NOTE.into());
+    }
+    if args.with_ceiling && !ceiling_m.samples.is_empty() {
+        series.push(report::series("ceiling (raw kernels)", &ceiling_m.samples));
         if plan.exclude_setup {
-            let setup = Figures::spanning(&run.setup);
+            let setup = Figures::spanning(&ceiling_m.setup);
             report
                 .sections
-                .insert("setup".into(), Section::measured(setup));
-            report.notes.push(ceiling::SETUP_NOTE.into());
+                .insert("ceiling_setup".into(), Section::measured(setup));
         }
-        report.figures = Some(Figures::from_samples(&run.samples, run.elapsed));
-    }
-    if let Some(c) = ceiling_figures {
-        report.with_ceiling(c);
+        report.with_ceiling(Figures::from_samples(&ceiling_m.samples, ceiling_m.elapsed));
     }
     if think.max > Duration::ZERO && report.comparison.is_some() {
         report.notes.push(
