@@ -4,10 +4,13 @@ use clap::Parser;
 use tether_bench::cli::Cli;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,zeromq=error".into()))
         .with_writer(std::io::stderr)
         .init();
-    tether_bench::run(Cli::parse()).await
+    if let Err(e) = tether_bench::run(Cli::parse()).await {
+        eprintln!("tether-bench: {e:#}");
+        std::process::exit(1);
+    }
 }

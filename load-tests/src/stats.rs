@@ -69,7 +69,7 @@ pub struct Figures {
     /// Failed requests by kind.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
-    /// Up to five failures as they happened, for diagnosis.
+    /// Up to five distinct failures as they happened, for diagnosis.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_examples: Vec<String>,
 }
@@ -103,8 +103,11 @@ impl Figures {
                 }
                 SampleStatus::Failed { kind, detail } => {
                     *figures.errors.entry(kind.clone()).or_default() += 1;
-                    if figures.error_examples.len() < MAX_EXAMPLES {
-                        figures.error_examples.push(format!("{kind}: {detail}"));
+                    let example = format!("{kind}: {detail}");
+                    if figures.error_examples.len() < MAX_EXAMPLES
+                        && !figures.error_examples.contains(&example)
+                    {
+                        figures.error_examples.push(example);
                     }
                 }
             }
@@ -250,7 +253,8 @@ mod tests {
         assert_eq!(f.errors["http_503"], 2);
         assert_eq!(f.errors["timeout"], 1);
         assert_eq!(f.errors["wrong_answer"], 1);
-        assert_eq!(f.error_examples.len(), 3);
+        // Identical failures are shown once.
+        assert_eq!(f.error_examples.len(), 2);
         // Failed requests do not count towards latency.
         assert_eq!(f.latency_ms.min, 1.0);
         assert_eq!(f.latency_ms.max, 97.0);
