@@ -97,6 +97,7 @@ fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineC
         hardened: !worker.insecure_no_hardening,
     };
     config.output_cap = worker.output_cap_bytes;
+    config.max_concurrent_starts = worker.max_concurrent_starts.max(1);
     config.idle_ttl = Duration::from_secs(worker.idle_ttl_s);
     config.interrupt_grace = Duration::from_millis(worker.interrupt_grace_ms);
     if !config.limits.hardened {

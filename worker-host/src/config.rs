@@ -60,6 +60,9 @@ pub struct EngineConfig {
     /// A kernel quiet for longer than this gets a heartbeat check before its next cell,
     /// so code sent to a kernel that died while idle is not lost.
     pub idle_check_after: Duration,
+    /// Sandboxes started at once; more wait their turn (a burst of starts on few cores
+    /// otherwise slows every one of them down).
+    pub max_concurrent_starts: usize,
 }
 
 impl EngineConfig {
@@ -77,6 +80,7 @@ impl EngineConfig {
             idle_ttl: Duration::from_secs(3600),
             start_timeout: Duration::from_secs(30),
             idle_check_after: Duration::from_secs(10),
+            max_concurrent_starts: 3,
         }
     }
 
