@@ -80,7 +80,8 @@ pub struct FileChange {
     /// Absolute sandbox path, e.g. `/sandbox/out/chart.png`.
     pub path: String,
     pub size: u64,
-    /// `file` or `dir`.
+    /// `file` for regular files, `symlink` for links (never followed). Directories are not
+    /// listed: a new file already implies its directory.
     pub kind: String,
 }
 
@@ -110,6 +111,10 @@ pub struct ExecutionResult {
     /// Files under `/sandbox` this run created or changed.
     #[serde(default)]
     pub files: Vec<FileChange>,
+    /// True when the disk held too many entries to compare completely, so `files` may
+    /// miss some changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub files_truncated: bool,
 }
 
 impl ExecutionResult {
@@ -163,6 +168,7 @@ mod tests {
             message: None,
             session_restarted: false,
             files: vec![],
+            files_truncated: false,
         }
     }
 

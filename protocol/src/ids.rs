@@ -85,7 +85,9 @@ impl Default for JobId {
 impl TryFrom<&str> for JobId {
     type Error = IdError;
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        Uuid::try_parse(value).map(Self).map_err(|_| IdError::NotAUuid)
+        Uuid::try_parse(value)
+            .map(Self)
+            .map_err(|_| IdError::NotAUuid)
     }
 }
 

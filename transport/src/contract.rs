@@ -42,7 +42,12 @@ pub async fn store_transitions_only_move_forward(store: &dyn JobStore) {
         .insert(&JobRecord::queued(job, None))
         .await
         .expect("insert");
-    assert!(store.insert(&store.get(id).await.unwrap().unwrap()).await.is_err());
+    assert!(
+        store
+            .insert(&store.get(id).await.unwrap().unwrap())
+            .await
+            .is_err()
+    );
 
     let started = RecordUpdate::Started {
         node: node("n1"),
@@ -63,7 +68,10 @@ pub async fn store_transitions_only_move_forward(store: &dyn JobStore) {
         at: UnixMillis::now(),
     };
     assert!(matches!(
-        store.update(id, finish(JobStatus::Succeeded)).await.unwrap(),
+        store
+            .update(id, finish(JobStatus::Succeeded))
+            .await
+            .unwrap(),
         UpdateOutcome::Applied(_)
     ));
     assert!(matches!(
@@ -71,7 +79,10 @@ pub async fn store_transitions_only_move_forward(store: &dyn JobStore) {
         UpdateOutcome::Stale(r) if r.status == JobStatus::Succeeded
     ));
     assert!(matches!(
-        store.update(JobId::new(), finish(JobStatus::Failed)).await.unwrap(),
+        store
+            .update(JobId::new(), finish(JobStatus::Failed))
+            .await
+            .unwrap(),
         UpdateOutcome::Missing
     ));
     let record = store.get(id).await.unwrap().unwrap();
@@ -271,8 +282,14 @@ pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefi
     for r in racers {
         bound.push(r.await.unwrap());
     }
-    assert!(bound.windows(2).all(|w| w[0] == w[1]), "split binding {bound:?}");
-    assert_eq!(registry.session_node(user).await.unwrap().as_ref(), Some(&bound[0]));
+    assert!(
+        bound.windows(2).all(|w| w[0] == w[1]),
+        "split binding {bound:?}"
+    );
+    assert_eq!(
+        registry.session_node(user).await.unwrap().as_ref(),
+        Some(&bound[0])
+    );
     let other = if bound[0] == a { &b } else { &a };
     registry.unbind_session(user, other).await.unwrap();
     assert!(registry.session_node(user).await.unwrap().is_some());
@@ -287,5 +304,12 @@ pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefi
     let live = registry.live_nodes().await.unwrap();
     assert!(live.iter().find(|n| n.id == a).unwrap().draining);
     registry.deregister(&a).await.unwrap();
-    assert!(!registry.live_nodes().await.unwrap().iter().any(|n| n.id == a));
+    assert!(
+        !registry
+            .live_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.id == a)
+    );
 }

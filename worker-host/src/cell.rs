@@ -56,7 +56,13 @@ pub async fn run_cell(
 
     let end = match sandbox
         .kernel
-        .execute(code, deadline, OutputCollector::new(config.output_cap), sink, &control.cancel)
+        .execute(
+            code,
+            deadline,
+            OutputCollector::new(config.output_cap),
+            sink,
+            &control.cancel,
+        )
         .await
     {
         Ok((id, end)) => (id, end),
@@ -65,7 +71,11 @@ pub async fn run_cell(
     let (id, end) = end;
     let (collected, cause) = match end {
         ExecEnd::Completed(c) => {
-            let outcome = if c.error.is_some() { Outcome::Error } else { Outcome::Ok };
+            let outcome = if c.error.is_some() {
+                Outcome::Error
+            } else {
+                Outcome::Ok
+            };
             return Ok(report(c, outcome, started, None, Cause::Finished));
         }
         ExecEnd::DeadlinePassed(c) => (c, Cause::Timeout),
@@ -73,7 +83,8 @@ pub async fn run_cell(
     };
 
     if cause == Cause::Timeout {
-        return interrupt_then_escalate(sandbox, runtime, config, &id, collected, started, control).await;
+        return interrupt_then_escalate(sandbox, runtime, config, &id, collected, started, control)
+            .await;
     }
     kernel_died(sandbox, runtime, config, collected, started).await
 }
@@ -118,19 +129,27 @@ pub async fn interrupt_then_escalate(
             let message = if cancelled {
                 "Execution was cancelled; the kernel was interrupted and the session state was kept.".to_owned()
             } else {
-                format!("Execution exceeded the {limit:.0} s time limit and was interrupted; the session state was kept.")
+                format!(
+                    "Execution exceeded the {limit:.0} s time limit and was interrupted; the session state was kept."
+                )
             };
             Ok(report(collected, stopped, started, Some(message), cause))
         }
         ExecEnd::DeadlinePassed(more) | ExecEnd::KernelLost(more) => {
             collected.extend(more);
-            let what = if cancelled { "was cancelled" } else { &format!("exceeded the {limit:.0} s time limit") };
+            let what = if cancelled {
+                "was cancelled"
+            } else {
+                &format!("exceeded the {limit:.0} s time limit")
+            };
             match sandbox.restart_kernel(runtime, config).await {
                 Ok(()) => Ok(report(
                     collected,
                     Outcome::KernelRestarted,
                     started,
-                    Some(format!("Execution {what} and did not stop when interrupted; the kernel was restarted and the session state was reset (files in /sandbox were kept).")),
+                    Some(format!(
+                        "Execution {what} and did not stop when interrupted; the kernel was restarted and the session state was reset (files in /sandbox were kept)."
+                    )),
                     cause,
                 )),
                 Err(e) => {
@@ -140,7 +159,9 @@ pub async fn interrupt_then_escalate(
                         collected,
                         Outcome::SandboxRecycled,
                         started,
-                        Some(format!("Execution {what}; the kernel could not be restarted, so the sandbox was replaced and the session state was reset (files in /sandbox were kept).")),
+                        Some(format!(
+                            "Execution {what}; the kernel could not be restarted, so the sandbox was replaced and the session state was reset (files in /sandbox were kept)."
+                        )),
                         cause,
                     ))
                 }
@@ -161,7 +182,9 @@ async fn kernel_died(
     let (outcome, message) = if oom {
         (
             Outcome::OomKilled,
-            format!("The code exceeded the sandbox memory limit ({limit} MiB) and the kernel was killed; the session state was reset (files in /sandbox were kept)."),
+            format!(
+                "The code exceeded the sandbox memory limit ({limit} MiB) and the kernel was killed; the session state was reset (files in /sandbox were kept)."
+            ),
         )
     } else {
         (
@@ -170,12 +193,28 @@ async fn kernel_died(
         )
     };
     match sandbox.restart_kernel(runtime, config).await {
-        Ok(()) => Ok(report(collected, outcome, started, Some(message), Cause::KernelDied)),
+        Ok(()) => Ok(report(
+            collected,
+            outcome,
+            started,
+            Some(message),
+            Cause::KernelDied,
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "kernel restart after crash failed; recycling sandbox");
             sandbox.recycle(runtime, config).await?;
-            let outcome = if oom { Outcome::OomKilled } else { Outcome::SandboxRecycled };
-            Ok(report(collected, outcome, started, Some(message), Cause::KernelDied))
+            let outcome = if oom {
+                Outcome::OomKilled
+            } else {
+                Outcome::SandboxRecycled
+            };
+            Ok(report(
+                collected,
+                outcome,
+                started,
+                Some(message),
+                Cause::KernelDied,
+            ))
         }
     }
 }
@@ -201,6 +240,7 @@ fn report(
             message,
             session_restarted: false,
             files: Vec::new(),
+            files_truncated: false,
         },
         cause,
     }

@@ -3,17 +3,16 @@
 //! Also heartbeats the node into the registry so placement can see it.
 
 use crate::cell::{Cause, CellReport};
-use crate::engine::{Engine, EngineError, ExecuteOptions};
+use crate::engine::{Engine, EngineError, ExecuteOptions, Pending};
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_protocol::{
-    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult,
-    JobStatus, NodeId, Output, UnixMillis,
+    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult, JobStatus,
+    NodeId, Output, UnixMillis,
 };
 use tether_transport::{
-    Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError,
-    UpdateOutcome,
+    Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError, UpdateOutcome,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +53,9 @@ pub struct JobLoop {
 
 impl std::fmt::Debug for JobLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobLoop").field("node", &self.node()).finish_non_exhaustive()
+        f.debug_struct("JobLoop")
+            .field("node", &self.node())
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +101,11 @@ impl JobLoop {
                     "max_workers": status.pool.max_total,
                 }),
             };
-            if let Err(e) = self.registry.heartbeat(info, self.config.heartbeat_ttl).await {
+            if let Err(e) = self
+                .registry
+                .heartbeat(info, self.config.heartbeat_ttl)
+                .await
+            {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
             tokio::select! {
@@ -151,6 +156,27 @@ impl JobLoop {
                     settle.ack().await;
                 });
             }
+            JobKind::FilesImport(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_import(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesImport { results }
+                });
+            }
+            JobKind::FilesExport(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_export(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesExport { results }
+                });
+            }
+            JobKind::FilesDelete(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_delete(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesDelete { results }
+                });
+            }
             JobKind::Release => {
                 tokio::spawn(async move {
                     this.mark_started(job.id).await;
@@ -169,6 +195,72 @@ impl JobLoop {
                     settle.ack().await;
                 });
             }
+        }
+    }
+
+    /// A start gate for job `id` and the token that stops its cancel watch.
+    fn gate(&self, id: JobId) -> (crate::session::StartGate, CancellationToken) {
+        let cancel = CancellationToken::new();
+        let this = self.clone();
+        let token = cancel.clone();
+        (Box::new(move || this.start(id, token).boxed()), cancel)
+    }
+
+    /// Wait for a file job, store its result (or typed error), then acknowledge.
+    fn finish_files_later<T: Send + 'static>(
+        self,
+        job: Job,
+        pending: Pending<T>,
+        cancel: CancellationToken,
+        settle: Box<dyn tether_transport::bus::Settle>,
+        result: impl FnOnce(T) -> JobResult + Send + 'static,
+    ) {
+        tokio::spawn(async move {
+            let outcome = pending.report().await;
+            cancel.cancel();
+            match outcome {
+                Ok(value) => {
+                    self.finish(job.id, JobStatus::Succeeded, Some(result(value)), None)
+                        .await;
+                }
+                Err(EngineError::Skipped) => {}
+                Err(e) => {
+                    let error = self.engine_error(&job, e).await;
+                    self.finish(job.id, JobStatus::Failed, None, Some(error))
+                        .await;
+                }
+            }
+            settle.ack().await;
+        });
+    }
+
+    /// The job error for an engine failure (and the side effects some failures need).
+    async fn engine_error(&self, job: &Job, error: EngineError) -> JobError {
+        match error {
+            EngineError::NoCapacity(n) => {
+                let _ = self
+                    .registry
+                    .unbind_session(job.user_uuid, &self.node())
+                    .await;
+                JobError {
+                    code: ErrorCode::NoCapacity,
+                    message: format!(
+                        "No sandbox is free: all {n} slots on this node are in use. Retry later."
+                    ),
+                }
+            }
+            EngineError::SandboxUnavailable(detail) => JobError {
+                code: ErrorCode::SandboxUnavailable,
+                message: format!("The sandbox could not be reached and was reset: {detail}"),
+            },
+            EngineError::ShuttingDown | EngineError::Skipped => JobError {
+                code: ErrorCode::Unavailable,
+                message: "The worker-host is shutting down; retry the job.".into(),
+            },
+            EngineError::Files(failure) => JobError {
+                code: failure.error.code(),
+                message: failure.to_string(),
+            },
         }
     }
 
@@ -226,7 +318,12 @@ impl JobLoop {
         if applied {
             let _ = self
                 .store
-                .append_event(id, JobEventKind::Status { status: JobStatus::Running })
+                .append_event(
+                    id,
+                    JobEventKind::Status {
+                        status: JobStatus::Running,
+                    },
+                )
                 .await;
         }
         applied
@@ -252,32 +349,10 @@ impl JobLoop {
         let (status, result, error) = match outcome {
             Ok(report) => classify(report),
             Err(EngineError::Skipped) => return,
-            Err(EngineError::NoCapacity(n)) => {
-                let _ = self.registry.unbind_session(job.user_uuid, &self.node()).await;
-                (
-                    JobStatus::Failed,
-                    None,
-                    Some(JobError {
-                        code: ErrorCode::NoCapacity,
-                        message: format!("No sandbox is free: all {n} slots on this node are in use. Retry later."),
-                    }),
-                )
-            }
-            Err(EngineError::SandboxUnavailable(detail)) => (
+            Err(e) => (
                 JobStatus::Failed,
                 None,
-                Some(JobError {
-                    code: ErrorCode::SandboxUnavailable,
-                    message: format!("The sandbox could not be reached and was reset: {detail}"),
-                }),
-            ),
-            Err(EngineError::ShuttingDown) => (
-                JobStatus::Failed,
-                None,
-                Some(JobError {
-                    code: ErrorCode::Unavailable,
-                    message: "The worker-host is shutting down; retry the job.".into(),
-                }),
+                Some(self.engine_error(job, e).await),
             ),
         };
         self.finish(job.id, status, result, error).await;
@@ -296,7 +371,9 @@ impl JobLoop {
             error,
             at: UnixMillis::now(),
         };
-        if let Some(UpdateOutcome::Applied(_)) = with_retry(|| self.store.update(id, update.clone())).await {
+        if let Some(UpdateOutcome::Applied(_)) =
+            with_retry(|| self.store.update(id, update.clone())).await
+        {
             let _ = self
                 .store
                 .append_event(id, JobEventKind::Status { status })
@@ -318,21 +395,33 @@ fn classify(report: CellReport) -> (JobStatus, Option<JobResult>, Option<JobErro
                 code: ErrorCode::ExecutionTimeout,
                 message: message(&result),
             };
-            (JobStatus::TimedOut, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::TimedOut,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
         Cause::Cancelled => {
             let error = JobError {
                 code: ErrorCode::Cancelled,
                 message: message(&result),
             };
-            (JobStatus::Cancelled, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::Cancelled,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
         Cause::KernelDied => {
             let error = JobError {
                 code: ErrorCode::SandboxUnavailable,
                 message: message(&result),
             };
-            (JobStatus::Failed, Some(JobResult::Execute(result)), Some(error))
+            (
+                JobStatus::Failed,
+                Some(JobResult::Execute(result)),
+                Some(error),
+            )
         }
     }
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tether_protocol::Output;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
 
 /// Why talking to the kernel failed. All variants mean the kernel cannot be trusted
 /// any more; the caller restarts it or recycles the sandbox.
@@ -224,7 +224,9 @@ impl KernelClient {
             .send(request)
             .await
             .map_err(|e| KernelError::Channel(e.to_string()))?;
-        let end = self.collect(&id, deadline, collector, sink, Some(cancel)).await;
+        let end = self
+            .collect(&id, deadline, collector, sink, Some(cancel))
+            .await;
         Ok((id, end))
     }
 
@@ -322,7 +324,6 @@ impl KernelClient {
         while self.iopub_rx.try_recv().is_ok() {}
         while self.shell_rx.try_recv().is_ok() {}
     }
-
 }
 
 fn parent_is(message: &JupyterMessage, id: &str) -> bool {

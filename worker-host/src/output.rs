@@ -236,6 +236,9 @@ mod tests {
 
     #[test]
     fn strips_ansi_codes() {
-        assert_eq!(strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m"), "ZeroDivisionError");
+        assert_eq!(
+            strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m"),
+            "ZeroDivisionError"
+        );
     }
 }

@@ -88,7 +88,9 @@ impl Pool {
             }
             // At the cap, but sandboxes being warmed will become free: wait for one.
             if self.inner.warming.load(Ordering::SeqCst) == 0
-                || tokio::time::timeout_at(deadline, turned_idle).await.is_err()
+                || tokio::time::timeout_at(deadline, turned_idle)
+                    .await
+                    .is_err()
             {
                 return Err(AcquireError::NoCapacity(self.inner.config.max_total));
             }
@@ -116,12 +118,17 @@ impl Pool {
         let max = self.inner.config.max_total;
         self.inner
             .total
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| (t < max).then_some(t + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < max).then_some(t + 1)
+            })
             .is_ok()
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Sandbox>> {
-        self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn counts(&self) -> PoolCounts {

@@ -75,7 +75,11 @@ pub async fn unmount(mount_point: &Path) -> Result<(), DiskError> {
     if status.status.success() {
         return Ok(());
     }
-    run("umount -l", Command::new("umount").arg("-l").arg(mount_point)).await
+    run(
+        "umount -l",
+        Command::new("umount").arg("-l").arg(mount_point),
+    )
+    .await
 }
 
 /// Every mount point at or below `root`, deepest first (from /proc/self/mountinfo).

@@ -21,9 +21,20 @@ async fn timeout_interrupts_and_session_survives() {
         .unwrap();
     let took = start.elapsed();
     assert_eq!(r.cause, Cause::Timeout);
-    assert_eq!(r.result.outcome, Outcome::TimeoutInterrupted, "{:?}", r.result);
+    assert_eq!(
+        r.result.outcome,
+        Outcome::TimeoutInterrupted,
+        "{:?}",
+        r.result
+    );
     assert!(r.result.state_preserved);
-    assert!(r.result.message.as_deref().unwrap_or("").contains("interrupted"));
+    assert!(
+        r.result
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted")
+    );
     assert!(took < Duration::from_secs(4), "took {took:?}");
     let r = t.engine.execute(u, "print(kept)", T).await.unwrap().result;
     assert_eq!(r.stdout, "yes\n");
@@ -37,10 +48,19 @@ async fn uninterruptible_code_restarts_the_kernel() {
     t.engine.execute(u, "lost = 1", T).await.unwrap();
     // SIGINT is ignored, so the interrupt cannot stop it: the ladder must restart.
     let code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: time.sleep(0.05)";
-    let r = t.engine.execute(u, code, Duration::from_secs(1)).await.unwrap();
+    let r = t
+        .engine
+        .execute(u, code, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(r.result.outcome, Outcome::KernelRestarted, "{:?}", r.result);
     assert!(!r.result.state_preserved);
-    let r = t.engine.execute(u, "print('alive'); print('lost' in globals())", T).await.unwrap().result;
+    let r = t
+        .engine
+        .execute(u, "print('alive'); print('lost' in globals())", T)
+        .await
+        .unwrap()
+        .result;
     assert_eq!(r.stdout, "alive\nFalse\n");
     t.stop().await;
 }
@@ -63,10 +83,24 @@ async fn memory_limit_kills_only_that_kernel() {
         "{r:?}"
     );
     assert!(!r.state_preserved);
-    assert!(r.message.as_deref().unwrap_or("").contains("memory"), "{:?}", r.message);
-    let r = t.engine.execute(u, "print('usable')", T).await.unwrap().result;
+    assert!(
+        r.message.as_deref().unwrap_or("").contains("memory"),
+        "{:?}",
+        r.message
+    );
+    let r = t
+        .engine
+        .execute(u, "print('usable')", T)
+        .await
+        .unwrap()
+        .result;
     assert_eq!(r.stdout, "usable\n");
-    let r = t.engine.execute(other, "print(survivor)", T).await.unwrap().result;
+    let r = t
+        .engine
+        .execute(other, "print(survivor)", T)
+        .await
+        .unwrap()
+        .result;
     assert_eq!(r.stdout, "7\n");
     t.stop().await;
 }
@@ -135,7 +169,10 @@ print(" ".join(out))
         "whoami:sandbox",
         "cwd:/sandbox",
     ] {
-        assert!(line.split(' ').any(|w| w == expected), "expected {expected} in {line:?} ({r:?})");
+        assert!(
+            line.split(' ').any(|w| w == expected),
+            "expected {expected} in {line:?} ({r:?})"
+        );
     }
     t.stop().await;
 }

@@ -34,7 +34,10 @@ async fn twenty_sessions_fifty_steps_and_a_hard_cap() {
         let engine = t.engine.clone();
         sessions.push(tokio::spawn(async move {
             let user = UserUuid::random();
-            engine.execute(user, &format!("acc = {i}"), T * 4).await.expect("first step");
+            engine
+                .execute(user, &format!("acc = {i}"), T * 4)
+                .await
+                .expect("first step");
             let mut expected = i;
             for step in 1..50u64 {
                 expected += step;
@@ -43,7 +46,11 @@ async fn twenty_sessions_fifty_steps_and_a_hard_cap() {
                     .await
                     .expect("step")
                     .result;
-                assert_eq!(r.stdout.trim(), expected.to_string(), "session {i} step {step}");
+                assert_eq!(
+                    r.stdout.trim(),
+                    expected.to_string(),
+                    "session {i} step {step}"
+                );
             }
             user
         }));
@@ -54,12 +61,23 @@ async fn twenty_sessions_fifty_steps_and_a_hard_cap() {
     }
     // All 20 slots are bound to sessions: a 21st session is refused, typed.
     let extra = t.engine.execute(UserUuid::random(), "1", T).await;
-    assert!(matches!(extra, Err(EngineError::NoCapacity(20))), "{extra:?}");
+    assert!(
+        matches!(extra, Err(EngineError::NoCapacity(20))),
+        "{extra:?}"
+    );
     watcher.abort();
-    assert!(peak.load(Ordering::SeqCst) <= max_total, "peak {}", peak.load(Ordering::SeqCst));
+    assert!(
+        peak.load(Ordering::SeqCst) <= max_total,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
     // Releasing one frees a slot for a newcomer.
     assert!(t.engine.release(users[0]).await);
-    let r = t.engine.execute(UserUuid::random(), "print('in')", T).await.unwrap();
+    let r = t
+        .engine
+        .execute(UserUuid::random(), "print('in')", T)
+        .await
+        .unwrap();
     assert_eq!(r.result.stdout, "in\n");
     t.stop().await;
 }

@@ -50,7 +50,10 @@ impl MemoryStore {
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Entry>> {
-        self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn notifier(&self, id: JobId) -> Option<Arc<Notify>> {
@@ -143,7 +146,11 @@ impl JobStore for MemoryStore {
     }
 
     async fn next_seq(&self, user: UserUuid) -> Result<u64, StoreError> {
-        let mut seqs = self.inner.seqs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seqs = self
+            .inner
+            .seqs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let seq = seqs.entry(user).or_insert(0);
         *seq += 1;
         Ok(*seq)
@@ -179,7 +186,9 @@ impl JobStore for MemoryStore {
                 let Some(entry) = jobs.get(&id) else {
                     return Ok(Vec::new());
                 };
-                let start = usize::try_from(after).unwrap_or(usize::MAX).min(entry.events.len());
+                let start = usize::try_from(after)
+                    .unwrap_or(usize::MAX)
+                    .min(entry.events.len());
                 entry.events[start..].to_vec()
             };
             if !events.is_empty() {

@@ -18,7 +18,9 @@ pub fn node_id(test: &str) -> NodeId {
 /// Engine settings for tests: small pool, short timeouts, the image under test.
 pub fn config(test: &str) -> EngineConfig {
     let node = node_id(test);
-    let data_dir = PathBuf::from(std::env::var("TETHER_TEST_DATA_DIR").unwrap_or_else(|_| "/tmp/tether-test".into()));
+    let data_dir = PathBuf::from(
+        std::env::var("TETHER_TEST_DATA_DIR").unwrap_or_else(|_| "/tmp/tether-test".into()),
+    );
     let mut config = EngineConfig::new(node, data_dir);
     if let Ok(image) = std::env::var("TETHER_IMAGE") {
         config.image = image;
@@ -52,7 +54,9 @@ impl TestEngine {
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,tether_worker_host=info".into()))
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,tether_worker_host=info".into()),
+        )
         .with_test_writer()
         .try_init();
 }
