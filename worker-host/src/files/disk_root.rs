@@ -122,13 +122,22 @@ impl DiskRoot {
 
     /// Open an existing directory for reading entries and as a base for `*at` calls.
     pub fn open_dir(&self, path: &SandboxPath) -> Result<OwnedFd, FileError> {
-        open_beneath(
+        match open_beneath(
             self.fd(),
             &relative(path),
             OFlags::RDONLY | OFlags::DIRECTORY,
             Mode::empty(),
-        )
-        .map_err(|e| FileError::from_errno(path, e))
+        ) {
+            Ok(fd) => Ok(fd),
+            // O_DIRECTORY on a final symbolic link reports ENOTDIR, not ELOOP: say what
+            // it really is.
+            Err(rustix::io::Errno::NOTDIR)
+                if self.stat(path).is_ok_and(|m| m.kind == EntryKind::Symlink) =>
+            {
+                Err(FileError::from_errno(path, rustix::io::Errno::LOOP))
+            }
+            Err(e) => Err(FileError::from_errno(path, e)),
+        }
     }
 
     /// Open a directory, creating missing components (owned by the sandbox user). Existing
