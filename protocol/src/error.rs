@@ -20,6 +20,9 @@ pub enum ErrorCode {
     NoCapacity,
     /// The service is starting or a dependency (store, bus) is unreachable; retry later.
     Unavailable,
+    /// The code raised an exception (only reported as an error by the legacy endpoints;
+    /// the current API answers 200 with the structured error).
+    ExecutionError,
     /// The code ran past its time limit.
     ExecutionTimeout,
     /// The sandbox crashed or could not be reached.
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::NoCapacity => "no_capacity",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ExecutionError => "execution_error",
             ErrorCode::ExecutionTimeout => "execution_timeout",
             ErrorCode::SandboxUnavailable => "sandbox_unavailable",
             ErrorCode::SessionLost => "session_lost",
@@ -95,6 +99,7 @@ mod tests {
         for code in [
             ErrorCode::Unauthorized,
             ErrorCode::NoCapacity,
+            ErrorCode::ExecutionError,
             ErrorCode::SessionLost,
             ErrorCode::IdempotencyConflict,
             ErrorCode::FileNotFound,

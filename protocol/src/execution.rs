@@ -80,8 +80,8 @@ pub struct FileChange {
     /// Absolute sandbox path, e.g. `/sandbox/out/chart.png`.
     pub path: String,
     pub size: u64,
-    /// `file` for regular files, `symlink` for links (never followed). Directories are not
-    /// listed: a new file already implies its directory.
+    /// `file` for regular files, `symlink` for links (never followed), `special` for FIFOs
+    /// and sockets. Directories are not listed: a new file already implies its directory.
     pub kind: String,
 }
 
@@ -111,10 +111,6 @@ pub struct ExecutionResult {
     /// Files under `/sandbox` this run created or changed.
     #[serde(default)]
     pub files: Vec<FileChange>,
-    /// True when the disk held too many entries to compare completely, so `files` may
-    /// miss some changes.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub files_truncated: bool,
 }
 
 impl ExecutionResult {
@@ -168,7 +164,6 @@ mod tests {
             message: None,
             session_restarted: false,
             files: vec![],
-            files_truncated: false,
         }
     }
 

@@ -23,3 +23,36 @@ pub fn job_key(prefix: &str, id: &JobId) -> String {
 pub fn session_key(prefix: &str, user: &UserUuid) -> String {
     format!("{prefix}session:{user}")
 }
+
+/// Prefix of every store key and channel unless configured otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "tether:";
+
+/// Store key of a job's event log (a list; position + 1 = event index).
+pub fn events_key(prefix: &str, id: &JobId) -> String {
+    format!("{prefix}events:{id}")
+}
+
+/// Store key of a session's sequence counter.
+pub fn seq_key(prefix: &str, user: &UserUuid) -> String {
+    format!("{prefix}seq:{user}")
+}
+
+/// Store key of a node's last heartbeat; it expires when the node stops beating.
+pub fn node_key(prefix: &str, node: &NodeId) -> String {
+    format!("{prefix}node:{node}")
+}
+
+/// Store key of the set of node ids that have ever beaten (pruned as they expire).
+pub fn nodes_key(prefix: &str) -> String {
+    format!("{prefix}nodes")
+}
+
+/// Store key of the set of node ids marked draining (kept apart from heartbeats).
+pub fn draining_key(prefix: &str) -> String {
+    format!("{prefix}draining")
+}
+
+/// Pub/sub channel announcing "job {id} changed" (payload: the job id).
+pub fn wake_channel(prefix: &str) -> String {
+    format!("{prefix}wake")
+}

@@ -6,13 +6,21 @@
 //!   per-job event logs, waiting for completion.
 //! - [`registry`]: the [`SessionRegistry`] contract — live nodes and the session → node table.
 //! - [`memory`]: in-process implementations used by `tether serve` and unit tests.
+//! - [`amqp`]: the bus over RabbitMQ; [`redis`]: the store and registry over Redis.
 //! - [`contract`]: the behaviour every implementation must show, as reusable async checks
 //!   that the test suites of each implementation call.
 
+pub mod amqp;
 pub mod bus;
+#[expect(
+    clippy::unwrap_used,
+    reason = "contract checks are test assertions: a broken promise must panic"
+)]
 pub mod contract;
 pub mod memory;
+pub mod redis;
 pub mod registry;
+mod secret_url;
 pub mod store;
 
 pub use bus::{BusError, Delivery, JobBus};

@@ -1,6 +1,7 @@
 //! Live nodes and the session → node table (ARCHITECTURE decision 1).
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 use tether_protocol::{NodeId, UserUuid};
@@ -13,8 +14,9 @@ pub enum RegistryError {
     Unavailable(String),
 }
 
-/// What a node reports about itself with every heartbeat.
-#[derive(Debug, Clone, PartialEq)]
+/// What a node reports about itself with every heartbeat. Serialisable because the
+/// Redis registry stores it as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub id: NodeId,
     /// Sandboxes this node may run at once.
@@ -24,6 +26,7 @@ pub struct NodeInfo {
     /// A draining node takes no new sessions.
     pub draining: bool,
     /// Free-form figures shown by the status endpoint (idle containers, busy, …).
+    #[serde(default)]
     pub detail: Value,
 }
 

@@ -240,7 +240,6 @@ fn report(
             message,
             session_restarted: false,
             files: Vec::new(),
-            files_truncated: false,
         },
         cause,
     }

@@ -66,7 +66,6 @@ impl ContainerRuntime {
             memory_swap: Some(memory),
             nano_cpus: Some((limits.cpus * 1e9) as i64),
             pids_limit: Some(limits.pids),
-            init: Some(true),
             ..Default::default()
         };
         if limits.hardened {

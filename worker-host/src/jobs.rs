@@ -68,7 +68,22 @@ impl JobLoop {
     /// registry first (no new sessions), then stops consuming; in-flight jobs finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), tether_transport::BusError> {
         let node = self.node();
-        let mut deliveries = self.bus.consume(&node, self.config.prefetch).await?;
+        // The broker may not be reachable yet (or at all for a while): keep trying, so a
+        // node started before RabbitMQ joins as soon as it is up.
+        let mut delay = Duration::from_millis(100);
+        let mut deliveries = loop {
+            match self.bus.consume(&node, self.config.prefetch).await {
+                Ok(rx) => break rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot consume the node queue yet; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
         let heartbeat = tokio::spawn(self.clone().heartbeat(shutdown.clone()));
         tracing::info!(node_id = %node, "consuming jobs");
         loop {

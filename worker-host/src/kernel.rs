@@ -215,7 +215,10 @@ impl KernelClient {
                 store_history: true,
                 user_expressions: None,
                 allow_stdin: false,
-                stop_on_error: true,
+                // Requests are sent one at a time, so there is never a queued request to
+                // abort; with `true`, ipykernel aborts the *next* request that arrives
+                // shortly after an error or interrupt, which would lose it.
+                stop_on_error: false,
             },
             None,
         );

@@ -1,18 +1,18 @@
 //! Tether's worker-host: the sandbox engine of one node.
 //!
-//! - [`engine`]: the public face — execute code in a user's session, release it, status.
-//! - [`session`]: one session's serial executor (commands run in submission order).
-//! - [`cell`]: running one cell with the timeout ladder (interrupt → restart → recycle).
-//! - [`kernel`]: the persistent Jupyter connection over ZMQ IPC sockets.
-//! - [`output`]: kernel messages → Tether outputs, within the output cap.
-//! - [`pool`]: the warm pool of ready sandboxes under a hard cap.
-//! - [`sandbox`]: one container + kernel + disk.
-//! - [`container`]: Docker (bollard) with the hardened container profile.
-//! - [`files`]: file jobs, direct transfer and the per-run manifest, safely beneath the disk root.
-//! - [`session_disk`]: per-session loop-mounted ext4 disks (the quota).
-//! - [`janitor`]: removing what a crashed predecessor left behind.
-//! - [`jobs`]: the node's job loop — consume the bus, run jobs, store results.
-//! - [`config`]: settings.
+//! - [`engine`] — the public face — execute code in a user's session, release it, status.
+//! - [`session`] — one session's serial executor (commands run in submission order).
+//! - [`cell`] — running one cell with the timeout ladder (interrupt → restart → recycle).
+//! - [`kernel`] — the persistent Jupyter connection over ZMQ IPC sockets.
+//! - [`output`] — kernel messages → Tether outputs, within the output cap.
+//! - [`pool`] — the warm pool of ready sandboxes under a hard cap.
+//! - [`sandbox`] — one container + kernel + disk.
+//! - [`container`] — Docker (bollard) with the hardened container profile.
+//! - [`files`] — file jobs, direct transfer and the per-run manifest, safely beneath the disk root.
+//! - [`session_disk`] — per-session loop-mounted ext4 disks (the quota).
+//! - [`janitor`] — removing what a crashed predecessor left behind.
+//! - [`jobs`] — the node's job loop — consume the bus, run jobs, store results.
+//! - [`config`] — settings.
 
 pub mod cell;
 pub mod config;

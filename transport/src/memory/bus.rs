@@ -115,10 +115,11 @@ impl Settle for MemorySettle {
     async fn ack(&self) {}
 
     async fn reject(&self, requeue: bool) {
-        if requeue && let Some(queue) = self.requeue_to.upgrade() {
-            if queue.send(self.job.clone()).is_ok() {
-                return;
-            }
+        if requeue
+            && let Some(queue) = self.requeue_to.upgrade()
+            && queue.send(self.job.clone()).is_ok()
+        {
+            return;
         }
         self.inner
             .dead

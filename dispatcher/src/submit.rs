@@ -1,0 +1,210 @@
+//! `submit`: give a job its place in the session's log, find the node that owns the
+//! session (placing it if new), record the job as queued and publish it to that node.
+
+use crate::Dispatcher;
+use crate::error::DispatchError;
+use crate::placement::{NoPlacement, choose_node};
+use serde_json::Value;
+use tether_protocol::{
+    ErrorCode, Job, JobError, JobId, JobKind, JobRecord, JobResult, JobStatus, NodeId, UnixMillis,
+    UserUuid,
+};
+use tether_transport::{BusError, RecordUpdate, UpdateOutcome};
+use tracing::Instrument;
+
+impl Dispatcher {
+    /// Queue a job for `user`'s session and return its record.
+    ///
+    /// On `Ok` the job is on its node's queue (status `queued`), or — for a release of a
+    /// session that has no sandbox — already `succeeded` with `released: false`, without a
+    /// trip over the bus. On `Err` no job will run: either no record was created
+    /// (placement or registry failure) or the record was failed before returning.
+    pub async fn submit(
+        &self,
+        user: UserUuid,
+        kind: JobKind,
+        callback_url: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<JobRecord, DispatchError> {
+        let id = JobId::new();
+        let span =
+            tracing::info_span!("submit", job_id = %id, user_uuid = %user, kind = kind.name());
+        async move {
+            let node = match self.live_binding(user).await? {
+                Some(node) => Some(node),
+                None if kind == JobKind::Release => None,
+                None => Some(self.place(user, None).await?),
+            };
+            // Allocated only once the job will be recorded, so refused jobs leave no gap
+            // in the session's log.
+            let seq = self.store.next_seq(user).await?;
+            let job = Job {
+                id,
+                user_uuid: user,
+                seq,
+                kind,
+                submitted_at: UnixMillis::now(),
+                callback_url,
+                metadata,
+            };
+            let Some(node) = node else {
+                return self.release_without_sandbox(job).await;
+            };
+            let record = JobRecord::queued(job, Some(node.clone()));
+            self.store.insert(&record).await?;
+            match self.bus.publish(&node, &record.job).await {
+                Ok(()) => {
+                    tracing::debug!(node_id = %node, seq, "job queued");
+                    Ok(record)
+                }
+                Err(BusError::Unroutable(gone)) if record.job.kind == JobKind::Release => {
+                    self.release_on_lost_node(record, gone).await
+                }
+                Err(BusError::Unroutable(gone)) => self.reroute(record, gone).await,
+                Err(e) => {
+                    self.fail(
+                        &record,
+                        JobStatus::Failed,
+                        ErrorCode::Unavailable,
+                        &e.to_string(),
+                    )
+                    .await;
+                    Err(DispatchError::Bus(e))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The session's node if it has one that is still live. A binding to a dead node is
+    /// removed so that the session is placed afresh (its state died with the node).
+    async fn live_binding(&self, user: UserUuid) -> Result<Option<NodeId>, DispatchError> {
+        let Some(node) = self.registry.session_node(user).await? else {
+            return Ok(None);
+        };
+        let live = self.registry.live_nodes().await?;
+        if live.iter().any(|n| n.id == node) {
+            return Ok(Some(node));
+        }
+        tracing::warn!(node_id = %node, "session was bound to a node that is gone; placing it anew");
+        self.registry.unbind_session(user, &node).await?;
+        Ok(None)
+    }
+
+    /// Bind a new session to the best live node (never `exclude`). The registry decides
+    /// atomically: if another caller bound the session first, its node is returned.
+    async fn place(
+        &self,
+        user: UserUuid,
+        exclude: Option<&NodeId>,
+    ) -> Result<NodeId, DispatchError> {
+        let mut nodes = self.registry.live_nodes().await?;
+        nodes.retain(|n| Some(&n.id) != exclude);
+        let chosen = choose_node(&nodes).map_err(|e| match e {
+            NoPlacement::NotReady => DispatchError::NotReady,
+            NoPlacement::Full => DispatchError::NoCapacity,
+        })?;
+        let bound = self.registry.bind_session(user, &chosen).await?;
+        tracing::debug!(node_id = %bound, "session placed");
+        Ok(bound)
+    }
+
+    /// The job's node has no queue any more: unbind the session and try one other node.
+    /// The record keeps the first node id until a worker starts the job and sets its own.
+    async fn reroute(&self, record: JobRecord, gone: NodeId) -> Result<JobRecord, DispatchError> {
+        let user = record.job.user_uuid;
+        tracing::warn!(node_id = %gone, "node has no queue; re-placing the session once");
+        let lost = |node: NodeId| DispatchError::SessionLost {
+            job: record.job.id,
+            node,
+        };
+        let retried = async {
+            self.registry.unbind_session(user, &gone).await?;
+            let node = self.place(user, Some(&gone)).await?;
+            self.bus
+                .publish(&node, &record.job)
+                .await
+                .map_err(|e| match e {
+                    BusError::Unroutable(node) => lost(node),
+                    other => DispatchError::Bus(other),
+                })
+        };
+        match retried.await {
+            Ok(()) => Ok(record),
+            Err(e) => {
+                let message =
+                    format!("the session's node {gone} is gone and re-placing failed: {e}");
+                self.fail(
+                    &record,
+                    JobStatus::SessionLost,
+                    ErrorCode::SessionLost,
+                    &message,
+                )
+                .await;
+                Err(lost(gone))
+            }
+        }
+    }
+
+    /// The session's node is gone, and its sandbox with it: a release has nothing left to
+    /// do (re-placing it would only reach a node that never had the sandbox).
+    async fn release_on_lost_node(
+        &self,
+        record: JobRecord,
+        gone: NodeId,
+    ) -> Result<JobRecord, DispatchError> {
+        tracing::warn!(node_id = %gone, "released a session whose node is gone");
+        self.registry
+            .unbind_session(record.job.user_uuid, &gone)
+            .await?;
+        let now = UnixMillis::now();
+        let update = RecordUpdate::Finished {
+            status: JobStatus::Succeeded,
+            result: Some(JobResult::Release { released: false }),
+            error: None,
+            at: now,
+        };
+        match self.store.update(record.job.id, update).await? {
+            UpdateOutcome::Applied(record) | UpdateOutcome::Stale(record) => Ok(record),
+            UpdateOutcome::Missing => Err(DispatchError::SessionLost {
+                job: record.job.id,
+                node: gone,
+            }),
+        }
+    }
+
+    /// Nothing to release: record the job as already succeeded, with no bus hop.
+    async fn release_without_sandbox(&self, job: Job) -> Result<JobRecord, DispatchError> {
+        let mut record = JobRecord::queued(job, None);
+        let now = UnixMillis::now();
+        record.status = JobStatus::Succeeded;
+        record.started_at = Some(now);
+        record.finished_at = Some(now);
+        record.result = Some(JobResult::Release { released: false });
+        self.store.insert(&record).await?;
+        tracing::debug!("release of a session without sandbox completed at once");
+        Ok(record)
+    }
+
+    /// Mark a record terminal because it could not be delivered. Best effort: a failure
+    /// here is logged, and the caller reports the original error.
+    async fn fail(&self, record: &JobRecord, status: JobStatus, code: ErrorCode, message: &str) {
+        let update = RecordUpdate::Finished {
+            status,
+            result: None,
+            error: Some(JobError {
+                code,
+                message: message.to_owned(),
+            }),
+            at: UnixMillis::now(),
+        };
+        match self.store.update(record.job.id, update).await {
+            Ok(UpdateOutcome::Applied(_)) => {}
+            Ok(UpdateOutcome::Stale(_) | UpdateOutcome::Missing) => {
+                tracing::warn!("could not fail an undeliverable job: record already moved on");
+            }
+            Err(e) => tracing::error!(error = %e, "could not fail an undeliverable job"),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Wiring each role from its configuration.
+
+use crate::cli::{
+    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, ServeArgs, WorkerArgs, WorkerRoleArgs,
+};
+use crate::{image, shutdown};
+use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::time::Duration;
+use tether_api::{ApiConfig, CorsOrigins, SecretSource, load_or_create_token};
+use tether_dispatcher::Dispatcher;
+use tether_protocol::NodeId;
+use tether_transport::amqp::{AmqpBus, AmqpConfig};
+use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
+use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
+use tether_transport::{JobBus, JobStore, SessionRegistry};
+use tether_worker_host::{
+    Engine, EngineConfig, FilesConfig, JobLoop, JobLoopConfig, SandboxLimits,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long in-flight work may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(30);
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Api(args) => api(args).await,
+        Command::WorkerHost(args) => worker_host(args).await,
+        Command::BuildImage => {
+            let image =
+                std::env::var("TETHER_IMAGE").unwrap_or_else(|_| "tether-sandbox:latest".into());
+            image::build(&image).await
+        }
+    }
+}
+
+/// The job bus, result store and node registry every role shares.
+struct Backends {
+    bus: Arc<dyn JobBus>,
+    store: Arc<dyn JobStore>,
+    registry: Arc<dyn SessionRegistry>,
+}
+
+async fn backends(args: &BackendArgs, role: &str) -> anyhow::Result<Backends> {
+    match (&args.amqp_url, &args.redis_url) {
+        (None, None) if role == "serve" => {
+            tracing::info!("using the in-process job bus and result store (embedded mode)");
+            Ok(Backends {
+                bus: Arc::new(MemoryBus::new()),
+                store: Arc::new(MemoryStore::default()),
+                registry: Arc::new(MemoryRegistry::new()),
+            })
+        }
+        (Some(amqp), Some(redis)) => distributed(amqp, redis, &args.namespace).await,
+        _ => bail!(
+            "{role} needs both --amqp-url and --redis-url (TETHER_AMQP_URL, TETHER_REDIS_URL)"
+        ),
+    }
+}
+
+async fn distributed(amqp: &str, redis: &str, namespace: &str) -> anyhow::Result<Backends> {
+    let mut amqp_config = AmqpConfig::new(amqp);
+    amqp_config.prefix = namespace.to_owned();
+    amqp_config.connection_name = format!("tether-{}", std::process::id());
+    // Start even if the broker is down right now: the bus reconnects by itself and
+    // publishing fails fast (503) until it is back.
+    let bus = AmqpBus::start(amqp_config);
+    let mut redis_config = RedisConfig::new(redis);
+    if !namespace.is_empty() {
+        redis_config.prefix = format!("{namespace}{}", redis_config.prefix);
+    }
+    let pool = RedisPool::new(redis_config).context("invalid --redis-url")?;
+    tracing::info!("using RabbitMQ and Redis (distributed mode)");
+    Ok(Backends {
+        bus: Arc::new(bus),
+        store: Arc::new(RedisStore::new(pool.clone())),
+        registry: Arc::new(RedisRegistry::new(pool)),
+    })
+}
+
+fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineConfig> {
+    let node = NodeId::try_from(worker.node_id.as_str())
+        .with_context(|| format!("invalid --node-id {:?}", worker.node_id))?;
+    if worker.max_total == 0 {
+        bail!("--max-total must be at least 1");
+    }
+    let mut config = EngineConfig::new(node, data.data_dir.join("sandboxes"));
+    config.image = worker.image.clone();
+    config.min_idle = worker.min_idle.min(worker.max_total);
+    config.max_total = worker.max_total;
+    config.limits = SandboxLimits {
+        memory_mib: worker.memory_mib,
+        cpus: worker.cpus,
+        pids: worker.pids_limit,
+        tmp_mib: worker.tmp_mib,
+        disk_mib: worker.disk_mib,
+        hardened: !worker.insecure_no_hardening,
+    };
+    config.output_cap = worker.output_cap_bytes;
+    config.files = FilesConfig::from_env().context("invalid TETHER_EGRESS_ALLOW")?;
+    config.idle_ttl = Duration::from_secs(worker.idle_ttl_s);
+    config.interrupt_grace = Duration::from_millis(worker.interrupt_grace_ms);
+    if !config.limits.hardened {
+        tracing::warn!(
+            "container hardening is OFF: sandboxes have network access and a writable root"
+        );
+    }
+    Ok(config)
+}
+
+fn api_config(api: &ApiArgs, data: &DataArgs) -> anyhow::Result<(ApiConfig, SecretSource)> {
+    let (token, source) = load_or_create_token(api.auth_token.as_deref(), &data.data_dir)
+        .context("loading the auth token")?;
+    let mut config = ApiConfig::new(token);
+    config.max_code_bytes = api.max_code_bytes;
+    config.default_timeout = Duration::from_secs(api.default_timeout_s);
+    config.max_timeout = Duration::from_secs(api.max_timeout_s);
+    config.cors_origins = api
+        .cors_origins
+        .parse::<CorsOrigins>()
+        .context("invalid --cors-origins")?;
+    Ok((config, source))
+}
+
+fn job_loop_config(backends: &BackendArgs) -> JobLoopConfig {
+    JobLoopConfig {
+        heartbeat_ttl: Duration::from_secs(backends.heartbeat_ttl_s),
+        heartbeat_every: Duration::from_secs((backends.heartbeat_ttl_s / 4).max(1)),
+        ..JobLoopConfig::default()
+    }
+}
+
+/// Start the engine and its job loop; returns a handle that stops both.
+async fn start_node(
+    worker: &WorkerArgs,
+    data: &DataArgs,
+    backends: &Backends,
+    loop_config: JobLoopConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
+    if !image::present(&worker.image).await {
+        image::build(&worker.image).await?;
+    }
+    let config = engine_config(worker, data)?;
+    let engine = Engine::start(config, CancellationToken::new())
+        .await
+        .context("connecting to Docker (is dockerd running? scripts/install-deps.sh starts it)")?;
+    let job_loop = JobLoop {
+        engine: engine.clone(),
+        bus: backends.bus.clone(),
+        store: backends.store.clone(),
+        registry: backends.registry.clone(),
+        config: loop_config,
+    };
+    let stop = shutdown.clone();
+    let jobs = tokio::spawn(async move {
+        if let Err(e) = job_loop.run(stop).await {
+            tracing::error!(error = %e, "job loop ended");
+        }
+    });
+    Ok((engine, jobs))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let backends = backends(&args.backends, "serve").await?;
+    let (api_config, source) = api_config(&args.api, &args.data)?;
+    let listener = TcpListener::bind(args.api.listen)
+        .await
+        .with_context(|| format!("binding {}", args.api.listen))?;
+    let (engine, jobs) = start_node(
+        &args.worker,
+        &args.data,
+        &backends,
+        job_loop_config(&args.backends),
+        &shutdown,
+    )
+    .await?;
+    announce(&listener, &api_config, &source);
+    let dispatcher = Dispatcher::new(
+        backends.bus.clone(),
+        backends.store.clone(),
+        backends.registry.clone(),
+    );
+    let served = tether_api::run(api_config, dispatcher, listener, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(DRAIN, jobs).await;
+    engine.shutdown(DRAIN).await;
+    served.context("API server failed")
+}
+
+async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let backends = backends(&args.backends, "api").await?;
+    let (api_config, source) = api_config(&args.api, &args.data)?;
+    let listener = TcpListener::bind(args.api.listen)
+        .await
+        .with_context(|| format!("binding {}", args.api.listen))?;
+    announce(&listener, &api_config, &source);
+    let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    tether_api::run(api_config, dispatcher, listener, shutdown)
+        .await
+        .context("API server failed")
+}
+
+async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let backends = backends(&args.backends, "worker-host").await?;
+    let (engine, jobs) = start_node(
+        &args.worker,
+        &args.data,
+        &backends,
+        job_loop_config(&args.backends),
+        &shutdown,
+    )
+    .await?;
+    tracing::info!(node_id = %args.worker.node_id, "worker-host running");
+    shutdown.cancelled().await;
+    let _ = tokio::time::timeout(DRAIN, jobs).await;
+    engine.shutdown(DRAIN).await;
+    Ok(())
+}
+
+/// Tell the operator where the API listens and how to authenticate.
+fn announce(listener: &TcpListener, config: &ApiConfig, source: &SecretSource) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!("Tether is listening on http://{addr}");
+    match source {
+        SecretSource::Environment => println!("Auth token: (from TETHER_AUTH_TOKEN)"),
+        _ => println!("Auth token: {}", config.auth_token.expose_secret()),
+    }
+    println!(
+        "Try: curl -s -H 'X-Auth-Token: <token>' -H 'Content-Type: application/json' -d '{{\"code\": \"print(1+1)\"}}' 'http://{addr}/api/v1/execute?user_uuid='$(cat /proc/sys/kernel/random/uuid)"
+    );
+}

@@ -1,0 +1,157 @@
+//! `spawn_app`: the whole single-node service in-process — API on port 0, dispatcher,
+//! in-memory bus/store/registry, and a real worker-host engine on real Docker.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tether_api::{ApiConfig, AuthToken};
+use tether_dispatcher::Dispatcher;
+use tether_protocol::NodeId;
+use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
+use tether_transport::{JobBus, JobStore, SessionRegistry};
+use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig};
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A running service and a client for it.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub engine: Engine,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Knobs a test may turn before the app starts.
+pub struct AppOptions {
+    pub max_total: usize,
+    pub min_idle: usize,
+    pub default_timeout: Duration,
+    pub max_code_bytes: usize,
+    /// File jobs: egress allow-list, S3, limits.
+    pub files: tether_worker_host::FilesConfig,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            max_total: 6,
+            min_idle: 2,
+            default_timeout: Duration::from_secs(30),
+            max_code_bytes: 1024 * 1024,
+            files: tether_worker_host::FilesConfig::default(),
+        }
+    }
+}
+
+pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let node = NodeId::try_from(format!("t-{name}-{suffix}")).expect("node id");
+    let data_dir = PathBuf::from(
+        std::env::var("TETHER_TEST_DATA_DIR").unwrap_or_else(|_| "/tmp/tether-test".into()),
+    );
+    let mut engine_config = EngineConfig::new(node, data_dir);
+    if let Ok(image) = std::env::var("TETHER_IMAGE") {
+        engine_config.image = image;
+    }
+    engine_config.min_idle = options.min_idle;
+    engine_config.max_total = options.max_total;
+    engine_config.limits.disk_mib = 64;
+    engine_config.files = options.files;
+    let engine = Engine::start(engine_config, CancellationToken::new())
+        .await
+        .expect("Docker must be running (scripts/install-deps.sh starts it)");
+
+    let bus: Arc<dyn JobBus> = Arc::new(MemoryBus::new());
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+    let registry: Arc<dyn SessionRegistry> = Arc::new(MemoryRegistry::new());
+    let shutdown = CancellationToken::new();
+    let job_loop = JobLoop {
+        engine: engine.clone(),
+        bus: bus.clone(),
+        store: store.clone(),
+        registry: registry.clone(),
+        config: JobLoopConfig::default(),
+    };
+    tokio::spawn(job_loop.run(shutdown.clone()));
+
+    let mut config = ApiConfig::new(AuthToken::new(TOKEN).expect("token"));
+    config.default_timeout = options.default_timeout;
+    config.max_code_bytes = options.max_code_bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let dispatcher = Dispatcher::new(bus, store, registry);
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        tether_api::run(config, dispatcher, listener, stop)
+            .await
+            .expect("api");
+    });
+    let app = TestApp {
+        url,
+        client: reqwest::Client::new(),
+        engine,
+        shutdown,
+        server,
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    /// Wait until the node has heartbeated and its pool is warm.
+    async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if let Ok(r) = self.client.get(format!("{}/readyz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("service never became ready");
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .header("X-Auth-Token", TOKEN)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .header("X-Auth-Token", TOKEN)
+    }
+
+    /// `POST /api/v1/execute?user_uuid=…` and the parsed body.
+    pub async fn execute(&self, user: &str, code: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .post(&format!("/api/v1/execute?user_uuid={user}"))
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.engine.shutdown(Duration::from_secs(30)).await;
+    }
+}
+
+pub fn new_user() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,23 @@
+//! The result store and the session registry over Redis (deadpool-redis).
+//!
+//! - [`config`]: [`RedisConfig`], the URL, key prefix, TTL and time limits.
+//! - `pool`: [`RedisPool`], bounded connection checkout and commands, shared by both.
+//! - `scripts`: the Lua scripts behind every atomic multi-step change.
+//! - `wakeup`: one pub/sub connection per store, fanned out to waiting tasks.
+//! - `store`: [`RedisStore`], the [`JobStore`](crate::JobStore) implementation.
+//! - `registry`: [`RedisRegistry`], the [`SessionRegistry`](crate::SessionRegistry) one.
+//!
+//! Scripts touch several keys of one job or deployment, so this targets a single Redis
+//! server (or a primary with replicas), not Redis Cluster.
+
+pub mod config;
+mod pool;
+mod registry;
+mod scripts;
+mod store;
+mod wakeup;
+
+pub use config::RedisConfig;
+pub use pool::RedisPool;
+pub use registry::RedisRegistry;
+pub use store::RedisStore;

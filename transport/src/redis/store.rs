@@ -1,0 +1,260 @@
+//! [`RedisStore`]: the [`JobStore`] over Redis (ARCHITECTURE decision 3).
+//!
+//! | key | holds |
+//! |---|---|
+//! | `{prefix}job:{id}` | the record as JSON, TTL `record_ttl` refreshed on each change |
+//! | `{prefix}events:{id}` | the event log, a list (position + 1 = index), same TTL |
+//! | `{prefix}seq:{user}` | the session's sequence counter (no TTL, like the in-memory store) |
+//! | channel `{prefix}wake` | "job {id} changed", for waiters of any store instance |
+
+use super::RedisPool;
+use super::pool::{Failure, decode};
+use super::scripts::{APPEND_EVENT, COMPARE_AND_SET};
+use super::wakeup::{Wakeups, listen};
+use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use async_trait::async_trait;
+use deadpool_redis::redis;
+use std::sync::Arc;
+use std::time::Duration;
+use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, UserUuid, names};
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// Optimistic writes retry this often when other writers keep changing the same record.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// Job records, event logs and wake-ups in Redis. Every call is bounded by
+/// [`RedisConfig::op_timeout`](super::RedisConfig::op_timeout): while Redis is down calls
+/// fail fast with [`StoreError::Unavailable`], and they work again once it is back.
+///
+/// Cloning shares the pool and the wake-up listener; dropping the last clone stops it.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pool: RedisPool,
+    wakeups: Arc<Wakeups>,
+    /// Stops the wake-up listener when the last clone goes.
+    _stop_on_drop: Arc<DropGuard>,
+}
+
+/// What a read-modify-write did.
+enum Modified {
+    Missing,
+    Unchanged(JobRecord),
+    Changed(JobRecord),
+}
+
+impl RedisStore {
+    /// A store on `pool`. Spawns the wake-up listener, so it must run inside a Tokio
+    /// runtime; connects lazily (a Redis that is down now only makes calls fail).
+    pub fn new(pool: RedisPool) -> Self {
+        let wakeups = Arc::new(Wakeups::default());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(listen(pool.clone(), wakeups.clone(), shutdown.clone()));
+        Self {
+            pool,
+            wakeups,
+            _stop_on_drop: Arc::new(shutdown.drop_guard()),
+        }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.pool.config.record_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    async fn read(&self, id: JobId) -> Result<Option<String>, Failure> {
+        let mut conn = self.pool.conn().await?;
+        let key = names::job_key(self.pool.prefix(), &id);
+        self.pool
+            .bounded(redis::cmd("GET").arg(&key).query_async(&mut conn))
+            .await
+    }
+
+    /// Apply `change` to the stored record atomically: read, change in Rust, write only if
+    /// nobody wrote meanwhile (else retry on the fresh record). `change` returns whether
+    /// it changed anything.
+    async fn modify(
+        &self,
+        id: JobId,
+        mut change: impl FnMut(&mut JobRecord) -> bool,
+    ) -> Result<Modified, Failure> {
+        let prefix = self.pool.prefix();
+        let key = names::job_key(prefix, &id);
+        let channel = names::wake_channel(prefix);
+        let mut current = self.read(id).await?;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let Some(old) = current else {
+                return Ok(Modified::Missing);
+            };
+            let mut record: JobRecord = decode("job record", &old)?;
+            if !change(&mut record) {
+                return Ok(Modified::Unchanged(record));
+            }
+            let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
+            let mut conn = self.pool.conn().await?;
+            let mut invocation = COMPARE_AND_SET.key(&key);
+            invocation
+                .arg(&old)
+                .arg(&new)
+                .arg(self.ttl_ms())
+                .arg(&channel)
+                .arg(id.to_string());
+            let (outcome, now): (i64, Option<String>) = self
+                .pool
+                .bounded(invocation.invoke_async(&mut conn))
+                .await?;
+            match outcome {
+                0 => return Ok(Modified::Missing),
+                2 => return Ok(Modified::Changed(record)),
+                _ => current = now,
+            }
+        }
+        Err(Failure::Unavailable(format!(
+            "job {id} changed {MAX_WRITE_ATTEMPTS} times while being updated"
+        )))
+    }
+}
+
+#[async_trait]
+impl JobStore for RedisStore {
+    async fn insert(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let id = record.job.id;
+        let key = names::job_key(self.pool.prefix(), &id);
+        let json = serde_json::to_string(record).expect("a JobRecord always encodes as JSON");
+        let mut conn = self.pool.conn().await?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key)
+            .arg(&json)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.ttl_ms());
+        let written: Option<String> = self.pool.bounded(set.query_async(&mut conn)).await?;
+        match written {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Duplicate(id)),
+        }
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.read(id).await? {
+            Some(json) => Ok(Some(decode("job record", &json)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn update(&self, id: JobId, update: RecordUpdate) -> Result<UpdateOutcome, StoreError> {
+        let modified = self
+            .modify(id, |record| update.clone().apply(record))
+            .await?;
+        Ok(match modified {
+            Modified::Missing => UpdateOutcome::Missing,
+            Modified::Unchanged(record) => UpdateOutcome::Stale(record),
+            Modified::Changed(record) => UpdateOutcome::Applied(record),
+        })
+    }
+
+    async fn request_cancel(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let modified = self
+            .modify(id, |record| {
+                if record.status.is_terminal() || record.cancel_requested {
+                    return false;
+                }
+                record.cancel_requested = true;
+                true
+            })
+            .await?;
+        Ok(match modified {
+            Modified::Missing => None,
+            Modified::Unchanged(record) | Modified::Changed(record) => Some(record),
+        })
+    }
+
+    async fn wait_terminal(
+        &self,
+        id: JobId,
+        timeout: Duration,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let watch = self.wakeups.watch(id);
+        loop {
+            let notified = watch.armed();
+            match self.get(id).await? {
+                Some(record) if !record.status.is_terminal() => {}
+                other => return Ok(other),
+            }
+            let poll = self.pool.config.poll_interval;
+            if !watch.changed(notified, deadline, poll).await {
+                return self.get(id).await;
+            }
+        }
+    }
+
+    async fn next_seq(&self, user: UserUuid) -> Result<u64, StoreError> {
+        let key = names::seq_key(self.pool.prefix(), &user);
+        let mut conn = self.pool.conn().await?;
+        let mut incr = redis::cmd("INCR");
+        incr.arg(&key);
+        Ok(self.pool.bounded(incr.query_async(&mut conn)).await?)
+    }
+
+    async fn append_event(&self, id: JobId, kind: JobEventKind) -> Result<u64, StoreError> {
+        let prefix = self.pool.prefix();
+        let json = serde_json::to_string(&kind).expect("an event always encodes as JSON");
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = APPEND_EVENT.key(names::job_key(prefix, &id));
+        invocation
+            .key(names::events_key(prefix, &id))
+            .arg(&json)
+            .arg(self.ttl_ms())
+            .arg(names::wake_channel(prefix))
+            .arg(id.to_string());
+        Ok(self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?)
+    }
+
+    async fn events_after(
+        &self,
+        id: JobId,
+        after: u64,
+        timeout: Duration,
+    ) -> Result<Vec<JobEvent>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let prefix = self.pool.prefix();
+        let start = i64::try_from(after).unwrap_or(i64::MAX);
+        let watch = self.wakeups.watch(id);
+        loop {
+            let notified = watch.armed();
+            let mut conn = self.pool.conn().await?;
+            let mut read = redis::pipe();
+            read.cmd("EXISTS")
+                .arg(names::job_key(prefix, &id))
+                .cmd("LRANGE")
+                .arg(names::events_key(prefix, &id))
+                .arg(start)
+                .arg(-1);
+            let (exists, raw): (bool, Vec<String>) =
+                self.pool.bounded(read.query_async(&mut conn)).await?;
+            drop(conn);
+            if !raw.is_empty() {
+                return raw
+                    .iter()
+                    .zip(after + 1..)
+                    .map(|(json, index)| {
+                        let kind = decode::<JobEventKind>("job event", json)?;
+                        Ok(JobEvent { index, kind })
+                    })
+                    .collect();
+            }
+            if !exists {
+                return Ok(Vec::new());
+            }
+            let poll = self.pool.config.poll_interval;
+            if !watch.changed(notified, deadline, poll).await {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Wake-ups for waiters: one pub/sub connection per store instance, fanned out in-process
+//! to the tasks waiting on each job (ARCHITECTURE decision 3).
+//!
+//! A wake-up only says "job X changed, re-read it". Waiters always re-read the record and
+//! also re-read every `poll_interval`, so a wake-up lost while pub/sub reconnects costs
+//! latency, never a result.
+
+use super::RedisPool;
+use backoff::backoff::Backoff;
+use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tether_protocol::{JobId, names};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often the listener checks that its pub/sub connection still answers.
+const PUBSUB_PING: Duration = Duration::from_secs(10);
+/// Longest pause between attempts to subscribe again.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
+/// The jobs some task of this process is waiting on.
+#[derive(Debug, Default)]
+pub(super) struct Wakeups {
+    waiting: Mutex<HashMap<JobId, Waiting>>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    changed: Arc<Notify>,
+    /// Live [`Watch`]es on this job; the entry goes with the last one.
+    watchers: usize,
+}
+
+impl Wakeups {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<JobId, Waiting>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Start watching a job; wake-ups reach the watch until it is dropped.
+    pub(super) fn watch(self: &Arc<Self>, id: JobId) -> Watch {
+        let mut waiting = self.waiting();
+        let entry = waiting.entry(id).or_insert_with(|| Waiting {
+            changed: Arc::new(Notify::new()),
+            watchers: 0,
+        });
+        entry.watchers += 1;
+        Watch {
+            changed: entry.changed.clone(),
+            id,
+            wakeups: self.clone(),
+        }
+    }
+
+    fn wake(&self, id: &JobId) {
+        if let Some(w) = self.waiting().get(id) {
+            w.changed.notify_waiters();
+        }
+    }
+
+    /// After a pub/sub gap: everyone re-reads.
+    fn wake_all(&self) {
+        for w in self.waiting().values() {
+            w.changed.notify_waiters();
+        }
+    }
+}
+
+/// One task's interest in one job.
+#[derive(Debug)]
+pub(super) struct Watch {
+    changed: Arc<Notify>,
+    id: JobId,
+    wakeups: Arc<Wakeups>,
+}
+
+impl Watch {
+    /// Arm before re-reading, so a change between the read and the wait is not missed
+    /// (a `Notified` receives `notify_waiters` from its creation on, even before polling).
+    pub(super) fn armed(&self) -> Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Wait for a wake-up or the poll interval; `false` once `deadline` has passed.
+    pub(super) async fn changed(
+        &self,
+        notified: Notified<'_>,
+        deadline: Instant,
+        poll: Duration,
+    ) -> bool {
+        let poll_at = (Instant::now() + poll).min(deadline);
+        tokio::select! {
+            () = notified => true,
+            () = tokio::time::sleep_until(poll_at) => Instant::now() < deadline,
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut waiting = self.wakeups.waiting();
+        if let Some(w) = waiting.get_mut(&self.id) {
+            w.watchers -= 1;
+            if w.watchers == 0 {
+                waiting.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// Keep one subscription to the wake channel, reconnecting with backoff after failures,
+/// until shutdown.
+pub(super) async fn listen(pool: RedisPool, wakeups: Arc<Wakeups>, shutdown: CancellationToken) {
+    let channel = names::wake_channel(pool.prefix());
+    let mut backoff = ExponentialBackoffBuilder::new()
+        .with_initial_interval(Duration::from_millis(100))
+        .with_max_interval(RESUBSCRIBE_MAX)
+        .with_max_elapsed_time(None)
+        .build();
+    loop {
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return,
+            outcome = subscribed(&pool, &channel, &wakeups, &mut backoff) => outcome,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "Redis wake-ups interrupted; waiters poll until they are back");
+        }
+        let delay = backoff.next_backoff().unwrap_or(RESUBSCRIBE_MAX);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Subscribe and dispatch until the connection fails.
+async fn subscribed(
+    pool: &RedisPool,
+    channel: &str,
+    wakeups: &Wakeups,
+    backoff: &mut ExponentialBackoff,
+) -> Result<(), String> {
+    let limit = pool.config.op_timeout;
+    let pubsub = within(limit, "connect", pool.client.get_async_pubsub()).await?;
+    let (mut sink, mut messages) = pubsub.split();
+    within(limit, "subscribe", sink.subscribe(channel)).await?;
+    backoff.reset();
+    // Anything published while we were not listening is picked up by a re-read now.
+    wakeups.wake_all();
+    let mut ping = tokio::time::interval(PUBSUB_PING);
+    ping.reset();
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return Err("connection closed".to_owned());
+                };
+                let payload = message.get_payload::<String>().unwrap_or_default();
+                if let Ok(id) = JobId::try_from(payload.as_str()) {
+                    wakeups.wake(&id);
+                }
+            }
+            _ = ping.tick() => {
+                within(limit, "ping", sink.ping::<String>()).await?;
+            }
+        }
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = deadpool_redis::redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within {limit:?}")),
+    }
+}
