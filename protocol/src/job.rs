@@ -127,10 +127,6 @@ pub struct JobError {
 /// What a finished job produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "almost every result is an execution; boxing would only add an allocation"
-)]
 pub enum JobResult {
     #[serde(rename = "execute")]
     Execute(ExecutionResult),

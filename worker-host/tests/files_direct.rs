@@ -15,7 +15,7 @@ use tether_worker_host::{BodyChunk, EngineError};
 use tokio::sync::mpsc;
 
 fn path(p: &str) -> SandboxPath {
-    SandboxPath::try_from(p).unwrap()
+    SandboxPath::try_from(p).expect("valid sandbox path")
 }
 
 /// Send `bytes` in 64 KiB chunks through a small bounded channel (as the API will), ending

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 const QUICK: Duration = Duration::from_secs(15);
 
 fn path(p: &str) -> SandboxPath {
-    SandboxPath::try_from(p).unwrap()
+    SandboxPath::try_from(p).expect("valid sandbox path")
 }
 
 fn code_of<T: std::fmt::Debug>(what: &str, r: Result<T, EngineError>) -> ErrorCode {

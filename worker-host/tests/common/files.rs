@@ -2,6 +2,11 @@
 //! API server the test command starts (moto on 127.0.0.1:9000 by default), presigned PUT
 //! and POST targets on it, and checksums.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is how a test fails"
+)]
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
