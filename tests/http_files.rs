@@ -91,13 +91,15 @@ async fn seed_file_endpoints_import_export_delete_and_refuse() {
             panic!("the S3 API server is not reachable (the test command starts moto): {e:?}")
         });
 
-    let mut config = FilesConfig::default();
-    config.egress = Egress::new(EgressConfig {
-        allow: addr.to_string().parse().unwrap(),
-        ..EgressConfig::default()
-    });
-    config.s3 = Some(s3_settings());
-    config.max_file_bytes = 1024 * 1024;
+    let config = FilesConfig {
+        egress: Egress::new(EgressConfig {
+            allow: addr.to_string().parse().unwrap(),
+            ..EgressConfig::default()
+        }),
+        s3: Some(s3_settings()),
+        max_file_bytes: 1024 * 1024,
+        ..FilesConfig::default()
+    };
     let app = spawn_app(
         "httpfiles",
         AppOptions {
