@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub start_timeout: Duration,
     /// File jobs, direct transfer and the per-run manifest.
     pub files: FilesConfig,
+    /// A kernel quiet for longer than this gets a heartbeat check before its next cell,
+    /// so code sent to a kernel that died while idle is not lost.
+    pub idle_check_after: Duration,
 }
 
 impl EngineConfig {
@@ -77,6 +80,7 @@ impl EngineConfig {
             idle_ttl: Duration::from_secs(3600),
             start_timeout: Duration::from_secs(30),
             files: FilesConfig::default(),
+            idle_check_after: Duration::from_secs(10),
         }
     }
 
