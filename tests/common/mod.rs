@@ -31,6 +31,8 @@ pub struct AppOptions {
     pub min_idle: usize,
     pub default_timeout: Duration,
     pub max_code_bytes: usize,
+    /// File jobs: egress allow-list, S3, limits.
+    pub files: tether_worker_host::FilesConfig,
 }
 
 impl Default for AppOptions {
@@ -40,6 +42,7 @@ impl Default for AppOptions {
             min_idle: 2,
             default_timeout: Duration::from_secs(30),
             max_code_bytes: 1024 * 1024,
+            files: tether_worker_host::FilesConfig::default(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     engine_config.min_idle = options.min_idle;
     engine_config.max_total = options.max_total;
     engine_config.limits.disk_mib = 64;
+    engine_config.files = options.files;
     let engine = Engine::start(engine_config, CancellationToken::new())
         .await
         .expect("Docker must be running (scripts/install-deps.sh starts it)");

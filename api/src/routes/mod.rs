@@ -2,6 +2,9 @@
 //!
 //! - [`execute`]: `POST /api/v1/execute?user_uuid=` — run code, wait, show the result.
 //! - [`release`]: `POST /api/v1/release?user_uuid=` — destroy the session's sandbox (204).
+//! - [`files`]: `POST /api/v1/files`, `POST /api/v1/files/export`, `DELETE /api/v1/files`
+//!   — the seed's file jobs (import by URL or `s3://`, export by presigned PUT/POST or
+//!   `s3://`, delete).
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
 //! - [`legacy`]: the unversioned `POST /execute`, `POST /release`, `GET /status` with
 //!   the seed's older contract.
@@ -9,6 +12,7 @@
 //! `/healthz` and `/readyz` are public; everything else needs `X-Auth-Token`.
 
 pub mod execute;
+pub mod files;
 pub mod legacy;
 pub mod release;
 pub mod status;
@@ -31,6 +35,8 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/v1/execute", post(execute::execute))
         .route("/api/v1/release", post(release::release))
+        .route("/api/v1/files", post(files::import).delete(files::delete))
+        .route("/api/v1/files/export", post(files::export))
         .route("/api/v1/status", get(status::status))
         .route("/execute", post(legacy::execute))
         .route("/release", post(legacy::release))
