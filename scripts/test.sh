@@ -82,4 +82,30 @@ sweep_test_leftovers
 trap sweep_test_leftovers EXIT
 cargo test --workspace -j2 || die "cargo test"
 
+step "benchmark smoke (tether-bench --smoke against a real tether serve; no thresholds)"
+bench_smoke() {
+    local dir port log pid url token
+    dir="$TETHER_TEST_DATA_DIR/bench-smoke"
+    mkdir -p "$dir"
+    log="$dir/serve.log"
+    token="bench-smoke-$$"
+    cargo build -j2 -p tether -p tether-bench >/dev/null 2>&1 || cargo build -j2 -p tether -p tether-bench
+    TETHER_AUTH_TOKEN="$token" TETHER_LISTEN=127.0.0.1:0 TETHER_DATA_DIR="$dir/data" \
+        TETHER_NODE_ID="t-bench-$$" TETHER_MIN_IDLE=2 TETHER_MAX_TOTAL=6 TETHER_DISK_MIB=64 \
+        "$CARGO_TARGET_DIR/debug/tether" serve >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do
+        url="$(sed -n 's/^Tether is listening on //p' "$log")"
+        [[ -n "$url" ]] && curl -fsS "$url/readyz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    [[ -n "$url" ]] || { cat "$log"; kill "$pid"; return 1; }
+    local bench="$CARGO_TARGET_DIR/debug/tether-bench" rc=0
+    "$bench" seed --smoke --url "$url" --token "$token" 2>&1 | tail -n 25 || rc=1
+    "$bench" ceiling --smoke 2>&1 | tail -n 12 || rc=1
+    kill -TERM "$pid"; wait "$pid" || true
+    return $rc
+}
+bench_smoke || die "benchmark smoke"
+
 step "all passed"

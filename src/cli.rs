@@ -213,6 +213,9 @@ pub struct WorkerArgs {
     /// After a timeout interrupt, how long (ms) to wait before restarting the kernel.
     #[arg(long, env = "TETHER_INTERRUPT_GRACE_MS", default_value_t = 1500)]
     pub interrupt_grace_ms: u64,
+    /// Sandboxes started at once (more queue); bursts of starts on few cores slow all of them.
+    #[arg(long, env = "TETHER_MAX_CONCURRENT_STARTS", default_value_t = 3)]
+    pub max_concurrent_starts: usize,
     /// Disable container hardening (network, capabilities, read-only root). Debug only.
     #[arg(long, env = "TETHER_INSECURE_NO_HARDENING", default_value_t = false)]
     pub insecure_no_hardening: bool,

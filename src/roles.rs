@@ -19,7 +19,9 @@ use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
 use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
 use tether_transport::{JobBus, JobStore, SessionRegistry};
-use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig, SandboxLimits};
+use tether_worker_host::{
+    Engine, EngineConfig, FilesConfig, JobLoop, JobLoopConfig, SandboxLimits,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +105,8 @@ fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineC
         hardened: !worker.insecure_no_hardening,
     };
     config.output_cap = worker.output_cap_bytes;
+    config.max_concurrent_starts = worker.max_concurrent_starts.max(1);
+    config.files = FilesConfig::from_env().context("invalid TETHER_EGRESS_ALLOW")?;
     config.idle_ttl = Duration::from_secs(worker.idle_ttl_s);
     config.interrupt_grace = Duration::from_millis(worker.interrupt_grace_ms);
     if !config.limits.hardened {

@@ -46,6 +46,8 @@ pub struct AppOptions {
     /// in-process backends, with a separate store connection for the API, the node and
     /// the webhook courier, as separate processes would have.
     pub distributed: bool,
+    /// File jobs: egress allow-list, S3, limits.
+    pub files: tether_worker_host::FilesConfig,
 }
 
 impl Default for AppOptions {
@@ -59,6 +61,7 @@ impl Default for AppOptions {
             webhook_retry_initial: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
             distributed: false,
+            files: tether_worker_host::FilesConfig::default(),
         }
     }
 }
@@ -80,6 +83,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     engine_config.min_idle = options.min_idle;
     engine_config.max_total = options.max_total;
     engine_config.limits.disk_mib = 64;
+    engine_config.files = options.files;
     let engine = Engine::start(engine_config, CancellationToken::new())
         .await
         .expect("Docker must be running (scripts/install-deps.sh starts it)");

@@ -2,6 +2,9 @@
 //!
 //! - [`execute`]: `POST /api/v1/execute?user_uuid=` — run code, wait, show the result.
 //! - [`release`]: `POST /api/v1/release?user_uuid=` — destroy the session's sandbox (204).
+//! - [`files`]: `POST /api/v1/files`, `POST /api/v1/files/export`, `DELETE /api/v1/files`
+//!   — the seed's file jobs (import by URL or `s3://`, export by presigned PUT/POST or
+//!   `s3://`, delete).
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
 //! - [`jobs`]: the async job API — submit, poll (`?wait=`), cancel, webhook deliveries.
 //! - [`job_events`]: `GET /api/v1/jobs/{id}/events` — the job's events as SSE.
@@ -12,6 +15,7 @@
 //! `/healthz` and `/readyz` are public; everything else needs `X-Auth-Token`.
 
 pub mod execute;
+pub mod files;
 pub mod job_events;
 pub mod jobs;
 pub mod legacy;
@@ -37,6 +41,8 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/v1/execute", post(execute::execute))
         .route("/api/v1/release", post(release::release))
+        .route("/api/v1/files", post(files::import).delete(files::delete))
+        .route("/api/v1/files/export", post(files::export))
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/jobs", post(jobs::submit))
         .route(
