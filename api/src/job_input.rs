@@ -4,13 +4,21 @@
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::routes::files::invalid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
-use tether_protocol::{ExecuteSpec, JobKind};
+use tether_protocol::files::{DeleteItem, ExportItem, ImportItem};
+use tether_protocol::{DeleteSpec, ExecuteSpec, ExportSpec, ImportSpec, JobKind};
 
 /// The job types `POST /api/v1/jobs` accepts, as listed in errors.
-pub const JOB_TYPES: &[&str] = &["execute", "release"];
+pub const JOB_TYPES: &[&str] = &[
+    "execute",
+    "release",
+    "files.import",
+    "files.export",
+    "files.delete",
+];
 
 /// Body of `POST /api/v1/jobs`. Fields that only some types use are optional here and
 /// checked per type by [`job_kind`]; unknown fields are refused.
@@ -24,6 +32,9 @@ pub struct SubmitRequest {
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
+    /// Entries of a `files.*` job, in the seed endpoints' shapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,6 +46,7 @@ pub struct SubmitRequest {
 pub fn job_kind(request: &SubmitRequest, config: &ApiConfig) -> Result<JobKind, ApiError> {
     match request.kind.as_str() {
         "execute" => {
+            unused_by("execute", "files", request.files.is_some())?;
             let code = request
                 .code
                 .clone()
@@ -44,7 +56,23 @@ pub fn job_kind(request: &SubmitRequest, config: &ApiConfig) -> Result<JobKind, 
         "release" => {
             unused_by("release", "code", request.code.is_some())?;
             unused_by("release", "timeout_s", request.timeout_s.is_some())?;
+            unused_by("release", "files", request.files.is_some())?;
             Ok(JobKind::Release)
+        }
+        "files.import" => {
+            let items: Vec<ImportItem> = file_items(request, "files.import")?;
+            let spec = ImportSpec::try_from(items).map_err(invalid)?;
+            Ok(JobKind::FilesImport(spec))
+        }
+        "files.export" => {
+            let items: Vec<ExportItem> = file_items(request, "files.export")?;
+            let spec = ExportSpec::try_from(items).map_err(invalid)?;
+            Ok(JobKind::FilesExport(spec))
+        }
+        "files.delete" => {
+            let items: Vec<DeleteItem> = file_items(request, "files.delete")?;
+            let spec = DeleteSpec::try_from(items).map_err(invalid)?;
+            Ok(JobKind::FilesDelete(spec))
         }
         other => Err(ApiError::invalid_field(
             "type",
@@ -54,6 +82,20 @@ pub fn job_kind(request: &SubmitRequest, config: &ApiConfig) -> Result<JobKind, 
             ),
         )),
     }
+}
+
+/// The `files` entries of a file job, typed; `code`/`timeout_s` are refused.
+fn file_items<T: serde::de::DeserializeOwned>(
+    request: &SubmitRequest,
+    kind: &str,
+) -> Result<Vec<T>, ApiError> {
+    unused_by(kind, "code", request.code.is_some())?;
+    unused_by(kind, "timeout_s", request.timeout_s.is_some())?;
+    let value = request
+        .files
+        .clone()
+        .ok_or_else(|| ApiError::invalid_field("files", format!("is required for {kind} jobs")))?;
+    serde_json::from_value(value).map_err(|e| ApiError::invalid_field("files", e.to_string()))
 }
 
 /// Refuse a field the job type does not use, rather than silently ignore it.

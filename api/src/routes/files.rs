@@ -37,7 +37,7 @@ pub struct FilesResponse {
     pub results: serde_json::Value,
 }
 
-fn invalid(e: FilesRequestError) -> ApiError {
+pub(crate) fn invalid(e: FilesRequestError) -> ApiError {
     let field = match e.index {
         Some(i) => format!("files[{i}].{}", e.field),
         None => e.field.to_owned(),
