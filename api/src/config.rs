@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tether_transport::InternalToken;
 
 /// Why a setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +131,9 @@ pub struct ApiConfig {
     pub sync_wait_margin: Duration,
     /// Browser origins allowed by CORS.
     pub cors_origins: CorsOrigins,
+    /// The secret presented to worker-hosts' file endpoints (direct transfer); the same
+    /// value on the API and every worker-host. `None`: direct transfer answers 503.
+    pub internal_token: Option<InternalToken>,
 }
 
 impl ApiConfig {
@@ -143,6 +147,7 @@ impl ApiConfig {
             max_timeout: Duration::from_secs(300),
             sync_wait_margin: Duration::from_secs(30),
             cors_origins: CorsOrigins::None,
+            internal_token: None,
         }
     }
 

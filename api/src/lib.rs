@@ -7,6 +7,7 @@
 //! - [`routes`]: the endpoints; [`health`]: the unauthenticated probes.
 //! - [`auth`], [`cors`]: `X-Auth-Token` checking and cross-origin access.
 //! - [`extract`]: body and query extractors whose failures are [`ApiError`]s.
+//! - [`node_files`]: the client of nodes' internal file endpoints (direct transfer).
 //! - [`job_input`]: request fields → a validated `JobKind`.
 //! - [`sync_call`]: a synchronous endpoint = submit + wait on the job path.
 //! - [`verdict`]: a terminal job record → what the synchronous caller is told.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod job_input;
+pub mod node_files;
 pub mod routes;
 pub mod secret_file;
 pub mod state;
@@ -29,7 +31,10 @@ pub mod verdict;
 pub use config::{ApiConfig, AuthToken, ConfigError, CorsOrigins};
 pub use error::ApiError;
 pub use routes::router;
-pub use secret_file::{SecretSource, load_or_create_token};
+pub use secret_file::{
+    SecretSource, load_or_create_internal_token, load_or_create_secret, load_or_create_token,
+    random_secret,
+};
 pub use state::AppState;
 
 use tether_dispatcher::Dispatcher;

@@ -2,6 +2,7 @@
 //!
 //! - [`Dispatcher`]: the one entry point roles call — `submit` a job for a session and get
 //!   back its queued record; the worker-host that owns the session does the rest.
+//! - `node_for`: the node holding a session, for direct file transfer.
 //! - [`placement`]: choosing the node a new session lives on.
 //! - [`node_report`]: the figures a node reports in its heartbeat, read in one place.
 //! - [`error`]: [`DispatchError`], which says whether the caller should retry.
@@ -11,6 +12,7 @@
 //! API replicas can therefore dispatch at once.
 
 pub mod error;
+mod locate;
 pub mod node_report;
 pub mod placement;
 mod submit;
