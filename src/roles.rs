@@ -178,12 +178,8 @@ async fn start_file_endpoint(
         ),
         None => format!("http://{bound}"),
     };
-    let server = tether_worker_host::file_server::run(
-        engine.clone(),
-        token,
-        listener,
-        shutdown.clone(),
-    );
+    let server =
+        tether_worker_host::file_server::run(engine.clone(), token, listener, shutdown.clone());
     tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "file endpoint failed");

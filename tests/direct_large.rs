@@ -14,6 +14,7 @@ use common::{AppOptions, new_user, spawn_app};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
+use tether_worker_host::FilesConfig;
 
 const MIB: u64 = 1024 * 1024;
 const SIZE_MIB: u64 = 200;
@@ -50,10 +51,15 @@ fn reset_peak() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_200_mib_upload_and_download_stay_flat() {
-    let mut options = AppOptions::default();
-    options.disk_mib = 300;
-    options.files.max_file_bytes = 256 * MIB;
-    options.min_idle = 1;
+    let options = AppOptions {
+        disk_mib: 300,
+        min_idle: 1,
+        files: FilesConfig {
+            max_file_bytes: 256 * MIB,
+            ..FilesConfig::default()
+        },
+        ..AppOptions::default()
+    };
     let app = spawn_app("direct-large", options).await;
     let user = new_user();
     let url = format!("/api/v1/sessions/{user}/files/sandbox/big.bin");

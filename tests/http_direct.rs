@@ -12,6 +12,7 @@ mod common;
 use common::{AppOptions, TestApp, new_user, spawn_app};
 use serde_json::Value;
 use std::time::Duration;
+use tether_worker_host::FilesConfig;
 
 fn files_of(user: &str) -> String {
     format!("/api/v1/sessions/{user}/files")
@@ -124,7 +125,10 @@ async fn direct_put_get_and_list_round_trip() {
         assert_eq!(put.send().await.unwrap().status().as_u16(), 401);
         assert_eq!(get.send().await.unwrap().status().as_u16(), 401);
     }
-    let r = app.get(&format!("{files}/sandbox/in/data.csv")).send().await;
+    let r = app
+        .get(&format!("{files}/sandbox/in/data.csv"))
+        .send()
+        .await;
     assert_eq!(r.unwrap().text().await.unwrap(), "x");
 
     // The node's endpoint itself refuses callers without the internal token.
@@ -151,13 +155,11 @@ async fn direct_put_get_and_list_round_trip() {
         let (status, body) = status_and_json(app.get(&format!("{files}/{path}"))).await;
         assert_eq!(status, 422, "GET {path}: {body}");
         assert_ne!(body["error"]["code"], Value::Null, "{body}");
-        let (status, body) =
-            status_and_json(app.put(&format!("{files}/{path}")).body("x")).await;
+        let (status, body) = status_and_json(app.put(&format!("{files}/{path}")).body("x")).await;
         assert_eq!(status, 422, "PUT {path}: {body}");
     }
     for path in ["/sandbox/../etc", "/etc", "sandbox"] {
-        let (status, body) =
-            status_and_json(app.get(&files).query(&[("path", path)])).await;
+        let (status, body) = status_and_json(app.get(&files).query(&[("path", path)])).await;
         assert_eq!(status, 422, "list {path}: {body}");
     }
     let (status, _) = status_and_json(app.get("/api/v1/sessions/not-a-uuid/files")).await;
@@ -234,8 +236,13 @@ async fn direct_transfer_refuses_links_fifos_and_hard_links() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_upload_over_the_limit_is_413_and_leaves_nothing() {
-    let mut options = AppOptions::default();
-    options.files.max_file_bytes = 1024;
+    let options = AppOptions {
+        files: FilesConfig {
+            max_file_bytes: 1024,
+            ..FilesConfig::default()
+        },
+        ..AppOptions::default()
+    };
     let app = spawn_app("direct-limit", options).await;
     let user = new_user();
     let files = files_of(&user);
@@ -248,7 +255,8 @@ async fn direct_upload_over_the_limit_is_413_and_leaves_nothing() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "file_too_large");
     // No announced size (a stream): refused once the limit is crossed.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..4).map(|_| Ok(vec![7u8; 1000])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..4).map(|_| Ok(vec![7u8; 1000])).collect();
     let (status, body) = status_and_json(
         app.put(&format!("{files}/sandbox/big.bin"))
             .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),

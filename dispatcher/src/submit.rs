@@ -79,7 +79,10 @@ impl Dispatcher {
 
     /// The session's node if it has one that is still live. A binding to a dead node is
     /// removed so that the session is placed afresh (its state died with the node).
-    pub(crate) async fn live_binding(&self, user: UserUuid) -> Result<Option<NodeId>, DispatchError> {
+    pub(crate) async fn live_binding(
+        &self,
+        user: UserUuid,
+    ) -> Result<Option<NodeId>, DispatchError> {
         let Some(node) = self.registry.session_node(user).await? else {
             return Ok(None);
         };

@@ -25,7 +25,7 @@ pub mod registry;
 mod secret_url;
 pub mod store;
 
-pub use internal_token::{BadInternalToken, INTERNAL_TOKEN_HEADER, InternalToken};
 pub use bus::{BusError, Delivery, JobBus};
+pub use internal_token::{BadInternalToken, INTERNAL_TOKEN_HEADER, InternalToken};
 pub use registry::{NodeInfo, RegistryError, SessionRegistry};
 pub use store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};

@@ -129,8 +129,7 @@ struct TargetQuery {
 type TargetParam = Result<Query<TargetQuery>, QueryRejection>;
 
 fn target(query: TargetParam) -> Result<(UserUuid, SandboxPath), Refusal> {
-    let Query(query) =
-        query.map_err(|e| Refusal::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Query(query) = query.map_err(|e| Refusal::new(ErrorCode::InvalidRequest, e.body_text()))?;
     let user = UserUuid::try_from(query.user_uuid.as_str())
         .map_err(|e| Refusal::new(ErrorCode::InvalidRequest, format!("user_uuid: {e}")))?;
     let path = SandboxPath::try_from(query.path.as_str())
