@@ -145,6 +145,12 @@ pub struct BackendArgs {
     /// Seconds a node may stay silent before it is considered dead.
     #[arg(long, env = "TETHER_HEARTBEAT_TTL_S", default_value_t = 10)]
     pub heartbeat_ttl_s: u64,
+    /// Secret the API presents to worker-hosts' file endpoints (direct upload/download).
+    /// The API and every worker-host must share it: set it here, or let each role read
+    /// the same `internal_token` file from a shared data directory (created on first
+    /// start). `serve` without RabbitMQ/Redis generates one in-process when unset.
+    #[arg(long, env = "TETHER_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
 }
 
 /// The HTTP API.
@@ -216,6 +222,14 @@ pub struct WorkerArgs {
     /// Sandboxes started at once (more queue); bursts of starts on few cores slow all of them.
     #[arg(long, env = "TETHER_MAX_CONCURRENT_STARTS", default_value_t = 3)]
     pub max_concurrent_starts: usize,
+    /// Address of this node's internal file endpoint (direct upload/download streams
+    /// between the API and the node here). Port 0 picks a free port.
+    #[arg(long, env = "TETHER_FILE_LISTEN", default_value = "127.0.0.1:0")]
+    pub file_listen: SocketAddr,
+    /// URL the API reaches the file endpoint at, e.g. http://10.0.0.5:3875. Needed when
+    /// --file-listen is a wildcard address; defaults to http://<bound address>.
+    #[arg(long, env = "TETHER_FILE_ADVERTISE_URL")]
+    pub file_advertise_url: Option<String>,
     /// Disable container hardening (network, capabilities, read-only root). Debug only.
     #[arg(long, env = "TETHER_INSECURE_NO_HARDENING", default_value_t = false)]
     pub insecure_no_hardening: bool,

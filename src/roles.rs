@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
 use tether_api::{
-    ApiConfig, CorsOrigins, SecretSource, WEBHOOK_SECRET_FILE, load_or_create_secret_with,
-    load_or_create_token,
+    ApiConfig, CorsOrigins, SecretSource, WEBHOOK_SECRET_FILE, load_or_create_internal_token,
+    load_or_create_secret_with, load_or_create_token, random_secret,
 };
 use tether_dispatcher::Dispatcher;
 use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
@@ -18,7 +18,7 @@ use tether_protocol::NodeId;
 use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
 use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
-use tether_transport::{JobBus, JobStore, SessionRegistry};
+use tether_transport::{InternalToken, JobBus, JobStore, SessionRegistry};
 use tether_worker_host::{
     Engine, EngineConfig, FilesConfig, JobLoop, JobLoopConfig, SandboxLimits,
 };
@@ -189,12 +189,65 @@ fn job_loop_config(backends: &BackendArgs) -> JobLoopConfig {
     }
 }
 
-/// Start the engine and its job loop; returns a handle that stops both.
+/// The internal token of the file endpoints: from the environment, else generated
+/// in-process when everything runs in this one process, else shared through the data
+/// directory.
+fn internal_token(
+    backends: &BackendArgs,
+    data: &DataArgs,
+    embedded: bool,
+) -> anyhow::Result<InternalToken> {
+    if embedded && backends.internal_token.is_none() {
+        return InternalToken::new(random_secret()).context("generating the internal token");
+    }
+    let (token, source) =
+        load_or_create_internal_token(backends.internal_token.as_deref(), &data.data_dir)
+            .context("loading the internal token (TETHER_INTERNAL_TOKEN)")?;
+    if let SecretSource::Generated(path) = source {
+        tracing::warn!(
+            path = %path.display(),
+            "generated the internal token; the API and every worker-host must share it (TETHER_INTERNAL_TOKEN or this file)"
+        );
+    }
+    Ok(token)
+}
+
+/// Bind the node's file endpoint and serve it until `shutdown`; returns the URL the node
+/// advertises for it.
+async fn start_file_endpoint(
+    worker: &WorkerArgs,
+    engine: &Engine,
+    token: InternalToken,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(worker.file_listen)
+        .await
+        .with_context(|| format!("binding --file-listen {}", worker.file_listen))?;
+    let bound = listener.local_addr()?;
+    let url = match &worker.file_advertise_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if bound.ip().is_unspecified() => bail!(
+            "--file-listen {bound} is a wildcard address: set --file-advertise-url (TETHER_FILE_ADVERTISE_URL) to the URL the API reaches this node at"
+        ),
+        None => format!("http://{bound}"),
+    };
+    let server =
+        tether_worker_host::file_server::run(engine.clone(), token, listener, shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "file endpoint failed");
+        }
+    });
+    Ok(url)
+}
+
+/// Start the engine, its file endpoint and its job loop; returns a handle that stops them.
 async fn start_node(
     worker: &WorkerArgs,
     data: &DataArgs,
     backends: &Backends,
-    loop_config: JobLoopConfig,
+    mut loop_config: JobLoopConfig,
+    token: InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
     if !image::present(&worker.image).await {
@@ -204,6 +257,7 @@ async fn start_node(
     let engine = Engine::start(config, CancellationToken::new())
         .await
         .context("connecting to Docker (is dockerd running? scripts/install-deps.sh starts it)")?;
+    loop_config.file_url = Some(start_file_endpoint(worker, &engine, token, shutdown).await?);
     let job_loop = JobLoop {
         engine: engine.clone(),
         bus: backends.bus.clone(),
@@ -226,6 +280,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (mut api_config, source) = api_config(&args.api, &args.data)?;
     api_config.egress_allow = egress_allow(&args.egress)?;
     let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
+    let embedded = args.backends.amqp_url.is_none();
+    let token = internal_token(&args.backends, &args.data, embedded)?;
+    api_config.internal_token = Some(token.clone());
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
@@ -234,6 +291,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.data,
         &backends,
         job_loop_config(&args.backends),
+        token,
         &shutdown,
     )
     .await?;
@@ -257,6 +315,7 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     let backends = backends(&args.backends, "api").await?;
     let (mut api_config, source) = api_config(&args.api, &args.data)?;
     api_config.egress_allow = egress_allow(&args.egress)?;
+    api_config.internal_token = Some(internal_token(&args.backends, &args.data, false)?);
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
@@ -270,11 +329,13 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
 async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let backends = backends(&args.backends, "worker-host").await?;
+    let token = internal_token(&args.backends, &args.data, false)?;
     let (engine, jobs) = start_node(
         &args.worker,
         &args.data,
         &backends,
         job_loop_config(&args.backends),
+        token,
         &shutdown,
     )
     .await?;

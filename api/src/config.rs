@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tether_dispatcher::webhook::AllowList;
+use tether_transport::InternalToken;
 
 /// Why a setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,6 +139,9 @@ pub struct ApiConfig {
     pub idempotency_ttl: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// The secret presented to worker-hosts' file endpoints (direct transfer); the same
+    /// value on the API and every worker-host. `None`: direct transfer answers 503.
+    pub internal_token: Option<InternalToken>,
 }
 
 impl ApiConfig {
@@ -155,6 +159,7 @@ impl ApiConfig {
             egress_allow: AllowList::default(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             sse_keep_alive: Duration::from_secs(15),
+            internal_token: None,
         }
     }
 

@@ -193,6 +193,7 @@ mod tests {
             kind: kind.into(),
             code: code.map(str::to_owned),
             timeout_s: None,
+            files: None,
             callback_url: None,
             metadata: None,
         }

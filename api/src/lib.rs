@@ -8,6 +8,7 @@
 //! - [`routes`]: the endpoints; [`health`]: the unauthenticated probes.
 //! - [`auth`], [`cors`]: `X-Auth-Token` checking and cross-origin access.
 //! - [`extract`]: body and query extractors whose failures are [`ApiError`]s.
+//! - [`node_files`]: the client of nodes' internal file endpoints (direct transfer).
 //! - [`job_input`]: request fields → a validated `JobKind`.
 //! - [`callback`]: `callback_url` (egress-checked) and `metadata` of a job request.
 //! - [`idempotency`]: `Idempotency-Key` — one job per key, 422 for a changed request.
@@ -25,6 +26,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod job_input;
+pub mod node_files;
 pub mod routes;
 pub mod secret_file;
 pub mod state;
@@ -35,8 +37,8 @@ pub use config::{ApiConfig, AuthToken, ConfigError, CorsOrigins};
 pub use error::ApiError;
 pub use routes::router;
 pub use secret_file::{
-    SecretSource, WEBHOOK_SECRET_FILE, load_or_create_secret, load_or_create_secret_with,
-    load_or_create_token,
+    SecretSource, WEBHOOK_SECRET_FILE, load_or_create_internal_token, load_or_create_secret,
+    load_or_create_secret_with, load_or_create_token, random_secret,
 };
 pub use state::AppState;
 

@@ -7,11 +7,14 @@ use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use tether_transport::{BadInternalToken, InternalToken};
 
 /// File name of the auth token inside the data directory.
 pub const AUTH_TOKEN_FILE: &str = "auth_token";
 /// File name of the webhook signing secret inside the data directory.
 pub const WEBHOOK_SECRET_FILE: &str = "webhook_secret";
+/// File name of the internal token (API ↔ worker-host file endpoints) in the data directory.
+pub const INTERNAL_TOKEN_FILE: &str = "internal_token";
 
 /// Where a secret came from, so the binary can say so at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub enum SecretError {
     Empty(PathBuf),
     #[error(transparent)]
     Invalid(#[from] ConfigError),
+    #[error(transparent)]
+    InvalidInternal(#[from] BadInternalToken),
 }
 
 /// The auth token: `from_env` if set and non-empty, else `data_dir/auth_token`, created
@@ -45,6 +50,18 @@ pub fn load_or_create_token(
     Ok((AuthToken::new(secret)?, source))
 }
 
+/// The internal token API replicas present to worker-hosts' file endpoints: `from_env`
+/// (`TETHER_INTERNAL_TOKEN`) if set, else `data_dir/internal_token`, created on first start.
+/// The API and every worker-host must end up with the same value: set it in the
+/// environment, or share the data directory's file.
+pub fn load_or_create_internal_token(
+    from_env: Option<&str>,
+    data_dir: &Path,
+) -> Result<(InternalToken, SecretSource), SecretError> {
+    let (secret, source) = load_or_create_secret(from_env, &data_dir.join(INTERNAL_TOKEN_FILE))?;
+    Ok((InternalToken::new(secret)?, source))
+}
+
 /// A secret: `from_env` if set and non-empty, else the content of `path`, which is
 /// created (with its directory) holding a random 256-bit hex secret if absent. Two
 /// processes starting at once end up with the same secret: the file appears atomically.
@@ -52,7 +69,7 @@ pub fn load_or_create_secret(
     from_env: Option<&str>,
     path: &Path,
 ) -> Result<(String, SecretSource), SecretError> {
-    load_or_create_secret_with(from_env, path, random_hex_secret)
+    load_or_create_secret_with(from_env, path, random_secret)
 }
 
 /// [`load_or_create_secret`] with the form of a generated secret chosen by the caller
@@ -124,7 +141,8 @@ fn create_exclusively(path: &Path, secret: &str) -> io::Result<()> {
     written
 }
 
-fn random_hex_secret() -> String {
+/// A fresh random secret: 256 bits, hex.
+pub fn random_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

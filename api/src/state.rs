@@ -2,6 +2,7 @@
 //! registry), and the shutdown signal that ends long waits.
 
 use crate::config::ApiConfig;
+use crate::node_files::NodeFiles;
 use std::sync::Arc;
 use tether_dispatcher::Dispatcher;
 use tether_transport::{JobStore, SessionRegistry};
@@ -15,6 +16,8 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: ApiConfig,
     dispatcher: Dispatcher,
+    /// Direct transfer: calls to the file endpoints of nodes.
+    node_files: NodeFiles,
     /// Cancelled when the server shuts down; waiting handlers answer 503 at once.
     shutdown: CancellationToken,
 }
@@ -22,6 +25,7 @@ struct Inner {
 impl AppState {
     pub fn new(config: ApiConfig, dispatcher: Dispatcher, shutdown: CancellationToken) -> Self {
         Self(Arc::new(Inner {
+            node_files: NodeFiles::new(config.internal_token.clone()),
             config,
             dispatcher,
             shutdown,
@@ -34,6 +38,10 @@ impl AppState {
 
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.0.dispatcher
+    }
+
+    pub fn node_files(&self) -> &NodeFiles {
+        &self.0.node_files
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {

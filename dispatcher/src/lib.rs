@@ -3,6 +3,7 @@
 //! - [`Dispatcher`]: the one entry point roles call — `submit` a job for a session and get
 //!   back its queued record; the worker-host that owns the session does the rest.
 //! - [`cancel`]: stopping a queued or running job ([`Cancellation`]).
+//! - `node_for`: the node holding a session, for direct file transfer.
 //! - [`placement`]: choosing the node a new session lives on.
 //! - [`node_report`]: the figures a node reports in its heartbeat, read in one place.
 //! - [`error`]: [`DispatchError`], which says whether the caller should retry.
@@ -15,6 +16,7 @@
 
 pub mod cancel;
 pub mod error;
+mod locate;
 pub mod node_report;
 pub mod placement;
 mod submit;

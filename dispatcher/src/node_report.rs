@@ -1,7 +1,8 @@
 //! What a node says about itself, read from its heartbeat in one place.
 //!
 //! A worker-host heartbeats [`NodeInfo`] with a free-form `detail` object such as
-//! `{"ready": true, "total_workers": 8, "busy_workers": 2, "idle_workers": 3, "sessions": 5}`.
+//! `{"ready": true, "total_workers": 8, "busy_workers": 2, "idle_workers": 3, "sessions": 5,
+//! "file_url": "http://10.0.0.5:3875"}`.
 //! Placement, readiness probes and the status endpoint all read it through
 //! [`NodeReport`], so a missing or misspelt figure degrades the same way everywhere.
 
@@ -31,6 +32,10 @@ pub struct NodeReport {
     pub sessions: u64,
     /// Slots left for new sessions.
     pub free: u32,
+    /// Where the node serves direct file transfer (`None`: it serves none). An internal
+    /// address, so never shown in status output.
+    #[serde(skip)]
+    pub file_url: Option<String>,
 }
 
 impl From<&NodeInfo> for NodeReport {
@@ -50,6 +55,11 @@ impl From<&NodeInfo> for NodeReport {
             idle_workers: figure("idle_workers").unwrap_or(0),
             sessions: figure("sessions").unwrap_or(u64::from(info.sessions)),
             free: info.free(),
+            file_url: info
+                .detail
+                .get("file_url")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }

@@ -93,7 +93,10 @@ impl Dispatcher {
 
     /// The session's node if it has one that is still live. A binding to a dead node is
     /// removed so that the session is placed afresh (its state died with the node).
-    async fn live_binding(&self, user: UserUuid) -> Result<Option<NodeId>, DispatchError> {
+    pub(crate) async fn live_binding(
+        &self,
+        user: UserUuid,
+    ) -> Result<Option<NodeId>, DispatchError> {
         let Some(node) = self.registry.session_node(user).await? else {
             return Ok(None);
         };
@@ -108,7 +111,7 @@ impl Dispatcher {
 
     /// Bind a new session to the best live node (never `exclude`). The registry decides
     /// atomically: if another caller bound the session first, its node is returned.
-    async fn place(
+    pub(crate) async fn place(
         &self,
         user: UserUuid,
         exclude: Option<&NodeId>,

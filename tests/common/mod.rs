@@ -13,17 +13,20 @@ use tether_dispatcher::Dispatcher;
 use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
 use tether_protocol::NodeId;
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
-use tether_transport::{JobBus, JobStore, SessionRegistry};
+use tether_transport::{InternalToken, JobBus, JobStore, SessionRegistry};
 use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig};
 use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-token-0123456789";
 /// The webhook secret of every test app (Standard Webhooks form).
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789";
 
 /// A running service and a client for it.
 pub struct TestApp {
     pub url: String,
+    /// The node's internal file endpoint.
+    pub file_url: String,
     pub client: reqwest::Client,
     pub engine: Engine,
     shutdown: CancellationToken,
@@ -48,6 +51,8 @@ pub struct AppOptions {
     pub distributed: bool,
     /// File jobs: egress allow-list, S3, limits.
     pub files: tether_worker_host::FilesConfig,
+    /// Each session's `/sandbox` disk, MiB.
+    pub disk_mib: u64,
 }
 
 impl Default for AppOptions {
@@ -62,6 +67,7 @@ impl Default for AppOptions {
             sse_keep_alive: Duration::from_secs(15),
             distributed: false,
             files: tether_worker_host::FilesConfig::default(),
+            disk_mib: 64,
         }
     }
 }
@@ -82,7 +88,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     }
     engine_config.min_idle = options.min_idle;
     engine_config.max_total = options.max_total;
-    engine_config.limits.disk_mib = 64;
+    engine_config.limits.disk_mib = options.disk_mib;
     engine_config.files = options.files;
     let engine = Engine::start(engine_config, CancellationToken::new())
         .await
@@ -104,12 +110,27 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
         registry,
     } = backends;
     let shutdown = CancellationToken::new();
+    // The node's file endpoint (direct transfer), advertised in its heartbeat.
+    let internal = InternalToken::new(INTERNAL_TOKEN).expect("internal token");
+    let file_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind file endpoint");
+    let file_url = format!("http://{}", file_listener.local_addr().expect("addr"));
+    tokio::spawn(tether_worker_host::file_server::run(
+        engine.clone(),
+        internal.clone(),
+        file_listener,
+        shutdown.clone(),
+    ));
     let job_loop = JobLoop {
         engine: engine.clone(),
         bus: bus.clone(),
         store: node_store,
         registry: registry.clone(),
-        config: JobLoopConfig::default(),
+        config: JobLoopConfig {
+            file_url: Some(file_url.clone()),
+            ..JobLoopConfig::default()
+        },
     };
     tokio::spawn(job_loop.run(shutdown.clone()));
 
@@ -130,6 +151,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     config.max_code_bytes = options.max_code_bytes;
     config.egress_allow = allow;
     config.sse_keep_alive = options.sse_keep_alive;
+    config.internal_token = Some(internal);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -143,6 +165,7 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     });
     let app = TestApp {
         url,
+        file_url,
         client: reqwest::Client::new(),
         engine,
         shutdown,
@@ -213,6 +236,12 @@ impl TestApp {
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client
             .get(format!("{}{path}", self.url))
+            .header("X-Auth-Token", TOKEN)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.url))
             .header("X-Auth-Token", TOKEN)
     }
 

@@ -8,6 +8,7 @@
 //! - [`registry`]: the [`SessionRegistry`] contract — live nodes and the session → node table.
 //! - [`memory`]: in-process implementations used by `tether serve` and unit tests.
 //! - [`amqp`]: the bus over RabbitMQ; [`redis`]: the store and registry over Redis.
+//! - [`internal_token`]: the secret API replicas present to worker-hosts' file endpoints.
 //! - [`contract`]: the behaviour every implementation must show, as reusable async checks
 //!   that the test suites of each implementation call.
 
@@ -18,6 +19,7 @@ pub mod bus;
     reason = "contract checks are test assertions: a broken promise must panic"
 )]
 pub mod contract;
+pub mod internal_token;
 pub mod memory;
 pub mod outbox;
 pub mod redis;
@@ -26,6 +28,7 @@ mod secret_url;
 pub mod store;
 
 pub use bus::{BusError, Delivery, JobBus};
+pub use internal_token::{BadInternalToken, INTERNAL_TOKEN_HEADER, InternalToken};
 pub use outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 pub use registry::{NodeInfo, RegistryError, SessionRegistry};
 pub use store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};

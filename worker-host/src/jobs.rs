@@ -28,6 +28,9 @@ pub struct JobLoopConfig {
     pub heartbeat_ttl: Duration,
     /// How often a running job's record is checked for a cancel request.
     pub cancel_poll: Duration,
+    /// Where API replicas reach this node's file endpoint (direct upload and download),
+    /// advertised in the heartbeat as `file_url`; `None` when the node serves none.
+    pub file_url: Option<String>,
 }
 
 impl Default for JobLoopConfig {
@@ -37,6 +40,7 @@ impl Default for JobLoopConfig {
             heartbeat_every: Duration::from_secs(2),
             heartbeat_ttl: Duration::from_secs(10),
             cancel_poll: Duration::from_millis(200),
+            file_url: None,
         }
     }
 }
@@ -114,6 +118,7 @@ impl JobLoop {
                     "idle_workers": status.pool.idle,
                     "sessions": status.sessions,
                     "max_workers": status.pool.max_total,
+                    "file_url": self.config.file_url,
                 }),
             };
             if let Err(e) = self

@@ -8,6 +8,7 @@
 //! - [`pool`] — the warm pool of ready sandboxes under a hard cap.
 //! - [`sandbox`] — one container + kernel + disk.
 //! - [`container`] — Docker (bollard) with the hardened container profile.
+//! - [`file_server`] — the internal HTTP endpoint direct uploads and downloads stream through.
 //! - [`files`] — file jobs, direct transfer and the per-run manifest, safely beneath the disk root.
 //! - [`session_disk`] — per-session loop-mounted ext4 disks (the quota).
 //! - [`janitor`] — removing what a crashed predecessor left behind.
@@ -18,6 +19,7 @@ pub mod cell;
 pub mod config;
 pub mod container;
 pub mod engine;
+pub mod file_server;
 pub mod files;
 pub mod janitor;
 pub mod jobs;

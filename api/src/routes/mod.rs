@@ -5,6 +5,8 @@
 //! - [`files`]: `POST /api/v1/files`, `POST /api/v1/files/export`, `DELETE /api/v1/files`
 //!   — the seed's file jobs (import by URL or `s3://`, export by presigned PUT/POST or
 //!   `s3://`, delete).
+//! - [`session_files`]: `PUT`/`GET /api/v1/sessions/{user_uuid}/files/sandbox/…` and
+//!   `GET /api/v1/sessions/{user_uuid}/files?path=` — direct upload, download, listing.
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
 //! - [`jobs`]: the async job API — submit, poll (`?wait=`), cancel, webhook deliveries.
 //! - [`job_events`]: `GET /api/v1/jobs/{id}/events` — the job's events as SSE.
@@ -20,6 +22,7 @@ pub mod job_events;
 pub mod jobs;
 pub mod legacy;
 pub mod release;
+pub mod session_files;
 pub mod sessions;
 pub mod status;
 
@@ -43,6 +46,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/release", post(release::release))
         .route("/api/v1/files", post(files::import).delete(files::delete))
         .route("/api/v1/files/export", post(files::export))
+        .route(
+            "/api/v1/sessions/{user_uuid}/files",
+            get(session_files::list),
+        )
+        .route(
+            "/api/v1/sessions/{user_uuid}/files/{*path}",
+            get(session_files::download).put(session_files::upload),
+        )
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/jobs", post(jobs::submit))
         .route(

@@ -17,4 +17,6 @@ pub use request::{
     DeleteFile, DeleteItem, DeleteSpec, ExportFile, ExportItem, ExportSpec, FilesRequestError,
     ImportFile, ImportItem, ImportSpec, MAX_FILES_PER_REQUEST, UploadMethod,
 };
-pub use result::{DeletedFile, DirEntry, DirListing, EntryKind, ExportedFile, ImportedFile};
+pub use result::{
+    DeletedFile, DirEntry, DirListing, EntryKind, ExportedFile, ImportedFile, TransferRefusal,
+};

@@ -73,3 +73,12 @@ pub struct DirListing {
     #[serde(default)]
     pub truncated: bool,
 }
+
+/// Why a worker-host refused a direct transfer, as it tells the API on the internal file
+/// channel; the API turns it into its one error shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRefusal {
+    pub code: crate::ErrorCode,
+    /// A sentence naming sandbox paths only (never host paths or file contents).
+    pub message: String,
+}
