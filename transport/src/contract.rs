@@ -313,3 +313,192 @@ pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefi
             .any(|n| n.id == a)
     );
 }
+
+/// The node index follows each record: filed under its node while non-terminal, moved by
+/// a reroute or by a start on another node, dropped when the job ends.
+pub async fn store_indexes_active_jobs_by_node(store: &dyn JobStore) {
+    let a = node("idx-a");
+    let b = node("idx-b");
+    let on = |ids: Vec<JobId>, id: JobId| ids.contains(&id);
+    let job = sample_job(UserUuid::random(), 1);
+    let id = job.id;
+    store
+        .insert(&JobRecord::queued(job, Some(a.clone())))
+        .await
+        .unwrap();
+    let unplaced = sample_job(UserUuid::random(), 1);
+    store
+        .insert(&JobRecord::queued(unplaced, None))
+        .await
+        .unwrap();
+    assert!(on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(!on(store.active_jobs_on(&b).await.unwrap(), id));
+
+    let reroute = RecordUpdate::Rerouted { node: b.clone() };
+    assert!(matches!(
+        store.update(id, reroute.clone()).await.unwrap(),
+        UpdateOutcome::Applied(r) if r.node_id.as_ref() == Some(&b) && r.status == JobStatus::Queued
+    ));
+    assert!(matches!(
+        store.update(id, reroute).await.unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(on(store.active_jobs_on(&b).await.unwrap(), id));
+
+    let started = RecordUpdate::Started {
+        node: a.clone(),
+        at: UnixMillis::now(),
+    };
+    store.update(id, started).await.unwrap();
+    assert!(on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(!on(store.active_jobs_on(&b).await.unwrap(), id));
+    // A running job is never rerouted.
+    assert!(matches!(
+        store
+            .update(id, RecordUpdate::Rerouted { node: b.clone() })
+            .await
+            .unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+
+    let lost = RecordUpdate::Finished {
+        status: JobStatus::SessionLost,
+        result: None,
+        error: Some(tether_protocol::JobError::session_lost(&a)),
+        at: UnixMillis::now(),
+    };
+    store.update(id, lost).await.unwrap();
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), id));
+
+    // A record inserted already terminal is never indexed.
+    let mut done = JobRecord::queued(sample_job(UserUuid::random(), 1), Some(a.clone()));
+    done.status = JobStatus::Succeeded;
+    store.insert(&done).await.unwrap();
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), done.job.id));
+}
+
+/// Publish turns are granted in seq order however the waiters arrive; a missing
+/// predecessor costs at most the wait; the mark never moves backwards.
+pub async fn store_publish_turns_follow_seq(store: Arc<dyn JobStore>) {
+    let user = UserUuid::random();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for seq in [3u64, 2, 1] {
+        let store = store.clone();
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let turn = store
+                .wait_publish_turn(user, seq, Duration::from_secs(20))
+                .await
+                .unwrap();
+            assert!(turn, "seq {seq} gave up waiting");
+            order.lock().unwrap().push(seq);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            store.finish_publish_turn(user, seq).await.unwrap();
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![1, 2, 3]);
+
+    store.finish_publish_turn(user, 1).await.unwrap();
+    assert!(
+        store
+            .wait_publish_turn(user, 4, Duration::ZERO)
+            .await
+            .unwrap(),
+        "the mark went backwards"
+    );
+
+    let gap = UserUuid::random();
+    let start = Instant::now();
+    assert!(
+        !store
+            .wait_publish_turn(gap, 2, Duration::from_millis(200))
+            .await
+            .unwrap()
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+/// A dead node is found; losing its sessions unbinds them and marks each lost exactly
+/// once; `live_nodes` counts bindings the node has not reported yet.
+pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefix: &str) {
+    let a = node(&format!("{prefix}-la"));
+    let b = node(&format!("{prefix}-lb"));
+    let info = |id: &NodeId| NodeInfo {
+        id: id.clone(),
+        capacity: 10,
+        sessions: 0,
+        draining: false,
+        detail: serde_json::Value::Null,
+    };
+    registry
+        .heartbeat(info(&a), Duration::from_secs(30))
+        .await
+        .unwrap();
+    registry
+        .heartbeat(info(&b), Duration::from_millis(300))
+        .await
+        .unwrap();
+    let (u1, u2, u3) = (UserUuid::random(), UserUuid::random(), UserUuid::random());
+    registry.bind_session(u1, &b).await.unwrap();
+    registry.bind_session(u2, &b).await.unwrap();
+    registry.bind_session(u3, &a).await.unwrap();
+    let sessions_of =
+        |nodes: &[NodeInfo], id: &NodeId| nodes.iter().find(|n| &n.id == id).map(|n| n.sessions);
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &b), Some(2), "bindings not counted");
+    assert_eq!(sessions_of(&live, &a), Some(1));
+    let u4 = UserUuid::random();
+    registry.bind_session(u4, &a).await.unwrap();
+    registry.unbind_session(u4, &a).await.unwrap();
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &a), Some(1), "unbind not counted");
+
+    assert!(!registry.expired_nodes().await.unwrap().contains(&b));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let dead = registry.expired_nodes().await.unwrap();
+    assert!(dead.contains(&b) && !dead.contains(&a), "{dead:?}");
+
+    let mut lost = registry.lose_sessions_of(&b).await.unwrap();
+    lost.sort();
+    let mut want = vec![u1, u2];
+    want.sort();
+    assert_eq!(lost, want);
+    assert!(registry.session_node(u1).await.unwrap().is_none());
+    assert!(registry.lose_sessions_of(&b).await.unwrap().is_empty());
+    assert!(registry.take_session_lost(u1).await.unwrap());
+    assert!(
+        !registry.take_session_lost(u1).await.unwrap(),
+        "taken twice"
+    );
+    assert!(registry.take_session_lost(u2).await.unwrap());
+    assert!(!registry.take_session_lost(u3).await.unwrap());
+
+    // One session: only if bound to that node.
+    assert!(!registry.lose_session(u3, &b).await.unwrap());
+    assert_eq!(registry.session_node(u3).await.unwrap().as_ref(), Some(&a));
+    assert!(!registry.take_session_lost(u3).await.unwrap());
+    assert!(registry.lose_session(u3, &a).await.unwrap());
+    assert!(registry.session_node(u3).await.unwrap().is_none());
+    assert!(registry.take_session_lost(u3).await.unwrap());
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &a), Some(0));
+
+    // Forgetting: a live node stays watched; a dead one goes.
+    registry.forget_node(&a).await.unwrap();
+    registry.forget_node(&b).await.unwrap();
+    assert!(!registry.expired_nodes().await.unwrap().contains(&b));
+    registry.deregister(&a).await.unwrap();
+    assert!(registry.expired_nodes().await.unwrap().contains(&a));
+    registry.forget_node(&a).await.unwrap();
+    assert!(!registry.expired_nodes().await.unwrap().contains(&a));
+}

@@ -23,6 +23,6 @@ pub mod registry;
 mod secret_url;
 pub mod store;
 
-pub use bus::{BusError, Delivery, JobBus};
+pub use bus::{BusError, Delivery, JobBus, Poison};
 pub use registry::{NodeInfo, RegistryError, SessionRegistry};
 pub use store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};

@@ -38,6 +38,11 @@ impl NodeInfo {
 }
 
 /// Node liveness and session placement, shared by every API replica.
+///
+/// Besides the session → node table the registry keeps its reverse (the sessions of each
+/// node, so that [`NodeInfo::sessions`] from `live_nodes` counts bindings made since the
+/// node's last heartbeat), a "lost" mark per session whose sandbox died, and the set of
+/// nodes that have beaten and not yet been forgotten, from which dead ones are found.
 #[async_trait]
 pub trait SessionRegistry: Send + Sync + 'static {
     /// Record a heartbeat; the node is considered dead if none arrives within `ttl`.
@@ -46,7 +51,8 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// Forget a node at once (clean shutdown).
     async fn deregister(&self, node: &NodeId) -> Result<(), RegistryError>;
 
-    /// Nodes whose heartbeat has not expired.
+    /// Nodes whose heartbeat has not expired. `sessions` is the larger of what the node
+    /// reported and the number of sessions bound to it now.
     async fn live_nodes(&self) -> Result<Vec<NodeInfo>, RegistryError>;
 
     /// The node a session is bound to, if any.
@@ -61,4 +67,24 @@ pub trait SessionRegistry: Send + Sync + 'static {
 
     /// Mark or unmark a node as draining.
     async fn set_draining(&self, node: &NodeId, draining: bool) -> Result<(), RegistryError>;
+
+    // --- Distributed mode: node loss ---
+
+    /// Nodes that have beaten at least once and whose heartbeat has since expired (or
+    /// that deregistered), until [`SessionRegistry::forget_node`] drops them.
+    async fn expired_nodes(&self) -> Result<Vec<NodeId>, RegistryError>;
+
+    /// Stop watching a dead node. Does nothing if the node is live again.
+    async fn forget_node(&self, node: &NodeId) -> Result<(), RegistryError>;
+
+    /// Atomically unbind every session bound to `node` and mark each one lost. Returns
+    /// the sessions it unbound (empty when called again: idempotent).
+    async fn lose_sessions_of(&self, node: &NodeId) -> Result<Vec<UserUuid>, RegistryError>;
+
+    /// Atomically unbind the session if it is bound to `node` and then mark it lost.
+    /// Returns whether it was bound there (nothing changes otherwise).
+    async fn lose_session(&self, user: UserUuid, node: &NodeId) -> Result<bool, RegistryError>;
+
+    /// Consume the session's lost mark: `true` exactly once after it was marked.
+    async fn take_session_lost(&self, user: UserUuid) -> Result<bool, RegistryError>;
 }

@@ -11,6 +11,8 @@ async fn store_contract() {
     contract::store_wait_wakes_on_finish(store.clone()).await;
     contract::store_events_resume(store.clone()).await;
     contract::store_seq_per_session(store.as_ref()).await;
+    contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
+    contract::store_publish_turns_follow_seq(store.clone()).await;
 }
 
 #[tokio::test]
@@ -21,4 +23,5 @@ async fn bus_contract() {
 #[tokio::test]
 async fn registry_contract() {
     contract::registry_binds_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
+    contract::registry_tracks_node_loss(Arc::new(MemoryRegistry::new()), "mem").await;
 }

@@ -40,6 +40,8 @@ async fn store_contract() {
     contract::store_wait_wakes_on_finish(store.clone()).await;
     contract::store_events_resume(store.clone()).await;
     contract::store_seq_per_session(store.as_ref()).await;
+    contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
+    contract::store_publish_turns_follow_seq(store.clone()).await;
 }
 
 /// A waiter on one store instance is woken by an update made through another (as an API

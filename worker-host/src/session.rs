@@ -112,7 +112,8 @@ impl SessionTask {
                         self.touch();
                         continue;
                     }
-                    if sandbox.is_none() {
+                    let fresh = sandbox.is_none();
+                    if fresh {
                         match self.shared.pool.acquire().await {
                             Ok(s) => {
                                 tracing::info!(parent: &span, slot = %s.slot, "sandbox attached");
@@ -146,7 +147,8 @@ impl SessionTask {
                     .instrument(span.clone())
                     .await;
                     match result {
-                        Ok(report) => {
+                        Ok(mut report) => {
+                            report.fresh_sandbox = fresh;
                             let _ = reply.send(Ok(report));
                         }
                         Err(e) => {

@@ -1,11 +1,11 @@
 //! Job records in a map, with per-job wake-ups.
 
-use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, UserUuid};
+use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, NodeId, UserUuid};
 use tokio::sync::Notify;
 
 /// Records kept in process memory. Terminal records are dropped after `ttl`.
@@ -18,6 +18,10 @@ pub struct MemoryStore {
 struct Inner {
     jobs: Mutex<HashMap<JobId, Entry>>,
     seqs: Mutex<HashMap<UserUuid, u64>>,
+    /// Per session, the highest seq whose publish attempt is over.
+    published: Mutex<HashMap<UserUuid, u64>>,
+    /// Woken whenever a publish turn ends.
+    turn_ended: Notify,
     ttl: Duration,
 }
 
@@ -44,6 +48,8 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 seqs: Mutex::new(HashMap::new()),
+                published: Mutex::new(HashMap::new()),
+                turn_ended: Notify::new(),
                 ttl,
             }),
         }
@@ -54,6 +60,16 @@ impl MemoryStore {
             .jobs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn published(&self, user: UserUuid) -> u64 {
+        self.inner
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&user)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn notifier(&self, id: JobId) -> Option<Arc<Notify>> {
@@ -198,5 +214,48 @@ impl JobStore for MemoryStore {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        Ok(self
+            .jobs()
+            .values()
+            .filter(|e| indexed_node(&e.record) == Some(node))
+            .map(|e| e.record.job.id)
+            .collect())
+    }
+
+    async fn wait_publish_turn(
+        &self,
+        user: UserUuid,
+        seq: u64,
+        within: Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let ended = self.inner.turn_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.published(user) + 1 >= seq {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return Ok(self.published(user) + 1 >= seq);
+            }
+        }
+    }
+
+    async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError> {
+        {
+            let mut published = self
+                .inner
+                .published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mark = published.entry(user).or_insert(0);
+            *mark = (*mark).max(seq);
+        }
+        self.inner.turn_ended.notify_waiters();
+        Ok(())
     }
 }

@@ -4,8 +4,9 @@
 use deadpool_redis::redis::Script;
 use std::sync::LazyLock;
 
-/// Compare-and-set of a job record, then wake its waiters.
-/// KEYS: record. ARGV: expected JSON, new JSON, TTL ms, wake channel, job id.
+/// Compare-and-set of a job record, moving its id between node indexes, then wake its
+/// waiters. KEYS: record, index to leave, index to join. ARGV: expected JSON, new JSON,
+/// TTL ms, wake channel, job id, leave (`1`/`0`), join (`1`/`0`).
 /// Returns `{0}` missing, `{1, current}` the record changed meanwhile, `{2}` written.
 ///
 /// The forward-only rule itself is applied in Rust by `RecordUpdate::apply` on the record
@@ -18,6 +19,8 @@ local current = redis.call('GET', KEYS[1])
 if not current then return {0, false} end
 if current ~= ARGV[1] then return {1, current} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[6] == '1' then redis.call('SREM', KEYS[2], ARGV[5]) end
+if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[5]) end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {2, false}
 ",
@@ -39,33 +42,115 @@ return index
     )
 });
 
-/// Bind a session unless bound; returns the binding that holds.
-/// KEYS: session. ARGV: node id.
+/// Store a new record unless its id exists, and file it in its node's index.
+/// KEYS: record[, node index]. ARGV: JSON, TTL ms, job id. Returns 1 stored, 0 duplicate.
+pub(super) static INSERT_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[3]) end
+return 1
+",
+    )
+});
+
+/// The ids in a node's job index whose record still exists; drops the others (records
+/// that expired without ending).
+/// KEYS: node index. ARGV: job key prefix (`{prefix}job:`).
+pub(super) static ACTIVE_JOBS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local active = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    table.insert(active, id)
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return active
+",
+    )
+});
+
+/// Raise a session's publish mark to a seq, never lower it.
+/// KEYS: mark. ARGV: seq.
+pub(super) static FINISH_PUBLISH_TURN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > mark then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+",
+    )
+});
+
+/// Bind a session unless bound, filing it under its node; returns the binding that holds.
+/// KEYS: session, the node's session set. ARGV: node id, user.
 pub(super) static BIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
 if current then return current end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
 return ARGV[1]
 ",
     )
 });
 
 /// Delete a session binding only if it still points at the given node.
-/// KEYS: session. ARGV: node id.
+/// KEYS: session, the node's session set. ARGV: node id, user.
 pub(super) static UNBIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+return redis.call('DEL', KEYS[1])
 ",
     )
 });
 
-/// Live nodes with their draining flag; forgets ids whose heartbeat key expired.
-/// KEYS: nodes set, draining set. ARGV: node key prefix (`{prefix}node:`).
-/// Returns `{{info JSON, draining 0|1}, …}`.
+/// Unbind a session if it points at the node, and mark it lost.
+/// KEYS: session, the node's session set, lost mark. ARGV: node id, user, mark TTL ms.
+/// Returns 1 if it was bound there, else 0 (and changes nothing).
+pub(super) static LOSE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+return 1
+",
+    )
+});
+
+/// Unbind every session of a node and mark each lost.
+/// KEYS: the node's session set. ARGV: node id, session key prefix, lost key prefix, TTL ms.
+/// Returns the sessions unbound.
+pub(super) static LOSE_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local lost = {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local session = ARGV[2] .. user
+  if redis.call('GET', session) == ARGV[1] then
+    redis.call('DEL', session)
+    redis.call('SET', ARGV[3] .. user, '1', 'PX', ARGV[4])
+    table.insert(lost, user)
+  end
+end
+redis.call('DEL', KEYS[1])
+return lost
+",
+    )
+});
+
+/// Live nodes with their draining flag and bound-session count; forgets ids whose
+/// heartbeat key expired. KEYS: nodes set, draining set. ARGV: node key prefix
+/// (`{prefix}node:`), node session set prefix (`{prefix}node-sessions:`).
+/// Returns `{{info JSON, draining 0|1, bound sessions}, …}`.
 pub(super) static LIVE_NODES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -73,12 +158,37 @@ local live = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local info = redis.call('GET', ARGV[1] .. id)
   if info then
-    table.insert(live, {info, redis.call('SISMEMBER', KEYS[2], id)})
+    table.insert(live, {info, redis.call('SISMEMBER', KEYS[2], id), redis.call('SCARD', ARGV[2] .. id)})
   else
     redis.call('SREM', KEYS[1], id)
   end
 end
 return live
+",
+    )
+});
+
+/// Watched nodes whose heartbeat key is gone.
+/// KEYS: watched set. ARGV: node key prefix (`{prefix}node:`).
+pub(super) static EXPIRED_NODES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local dead = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 0 then table.insert(dead, id) end
+end
+return dead
+",
+    )
+});
+
+/// Stop watching a node unless it beats again.
+/// KEYS: watched set, the node's heartbeat. ARGV: node id.
+pub(super) static FORGET_NODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return redis.call('SREM', KEYS[1], ARGV[1])
 ",
     )
 });

@@ -5,23 +5,32 @@
 //! | `{prefix}job:{id}` | the record as JSON, TTL `record_ttl` refreshed on each change |
 //! | `{prefix}events:{id}` | the event log, a list (position + 1 = index), same TTL |
 //! | `{prefix}seq:{user}` | the session's sequence counter (no TTL, like the in-memory store) |
+//! | `{prefix}published:{user}` | the highest seq whose publish attempt is over (no TTL) |
+//! | `{prefix}node-jobs:{node}` | a set of the non-terminal job ids whose record names the node |
 //! | channel `{prefix}wake` | "job {id} changed", for waiters of any store instance |
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{APPEND_EVENT, COMPARE_AND_SET};
+use super::scripts::{
+    ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_RECORD,
+};
 use super::wakeup::{Wakeups, listen};
-use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::Duration;
-use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, UserUuid, names};
+use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, NodeId, UserUuid, names};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Optimistic writes retry this often when other writers keep changing the same record.
 const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// A waiter for its publish turn re-reads the mark after this long at first, doubling up
+/// to [`TURN_POLL_MAX`]. Waiting only happens when one session's jobs race.
+const TURN_POLL_FIRST: Duration = Duration::from_millis(1);
+const TURN_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Job records, event logs and wake-ups in Redis. Every call is bounded by
 /// [`RedisConfig::op_timeout`](super::RedisConfig::op_timeout): while Redis is down calls
@@ -88,18 +97,30 @@ impl RedisStore {
                 return Ok(Modified::Missing);
             };
             let mut record: JobRecord = decode("job record", &old)?;
+            let was_on = indexed_node(&record).cloned();
             if !change(&mut record) {
                 return Ok(Modified::Unchanged(record));
             }
+            let now_on = indexed_node(&record).cloned();
+            let index = |node: &Option<NodeId>| match node {
+                Some(node) => names::node_jobs_key(prefix, node),
+                None => key.clone(),
+            };
+            let moved = was_on != now_on;
+            let flag = |b: bool| if b { "1" } else { "0" };
             let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
             let mut conn = self.pool.conn().await?;
             let mut invocation = COMPARE_AND_SET.key(&key);
             invocation
+                .key(index(&was_on))
+                .key(index(&now_on))
                 .arg(&old)
                 .arg(&new)
                 .arg(self.ttl_ms())
                 .arg(&channel)
-                .arg(id.to_string());
+                .arg(id.to_string())
+                .arg(flag(moved && was_on.is_some()))
+                .arg(flag(moved && now_on.is_some()));
             let (outcome, now): (i64, Option<String>) = self
                 .pool
                 .bounded(invocation.invoke_async(&mut conn))
@@ -120,19 +141,21 @@ impl RedisStore {
 impl JobStore for RedisStore {
     async fn insert(&self, record: &JobRecord) -> Result<(), StoreError> {
         let id = record.job.id;
-        let key = names::job_key(self.pool.prefix(), &id);
+        let prefix = self.pool.prefix();
         let json = serde_json::to_string(record).expect("a JobRecord always encodes as JSON");
         let mut conn = self.pool.conn().await?;
-        let mut set = redis::cmd("SET");
-        set.arg(&key)
-            .arg(&json)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.ttl_ms());
-        let written: Option<String> = self.pool.bounded(set.query_async(&mut conn)).await?;
+        let mut invocation = INSERT_RECORD.key(names::job_key(prefix, &id));
+        if let Some(node) = indexed_node(record) {
+            invocation.key(names::node_jobs_key(prefix, node));
+        }
+        invocation.arg(&json).arg(self.ttl_ms()).arg(id.to_string());
+        let written: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
         match written {
-            Some(_) => Ok(()),
-            None => Err(StoreError::Duplicate(id)),
+            1 => Ok(()),
+            _ => Err(StoreError::Duplicate(id)),
         }
     }
 
@@ -256,5 +279,60 @@ impl JobStore for RedisStore {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = ACTIVE_JOBS.key(names::node_jobs_key(prefix, node));
+        invocation.arg(format!("{prefix}job:"));
+        let ids: Vec<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        ids.into_iter()
+            .map(|id| {
+                JobId::try_from(id.as_str())
+                    .map_err(|e| StoreError::Corrupt(format!("node job index: {e}")))
+            })
+            .collect()
+    }
+
+    async fn wait_publish_turn(
+        &self,
+        user: UserUuid,
+        seq: u64,
+        within: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = names::published_key(self.pool.prefix(), &user);
+        let deadline = Instant::now() + within;
+        let mut pause = TURN_POLL_FIRST;
+        loop {
+            let mut conn = self.pool.conn().await?;
+            let mut get = redis::cmd("GET");
+            get.arg(&key);
+            let mark: Option<u64> = self.pool.bounded(get.query_async(&mut conn)).await?;
+            drop(conn);
+            if mark.unwrap_or(0) + 1 >= seq {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - Instant::now())).await;
+            pause = (pause * 2).min(TURN_POLL_MAX);
+        }
+    }
+
+    async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError> {
+        let mut conn = self.pool.conn().await?;
+        let mut invocation =
+            FINISH_PUBLISH_TURN.key(names::published_key(self.pool.prefix(), &user));
+        invocation.arg(seq);
+        let _: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(())
     }
 }
