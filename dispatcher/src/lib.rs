@@ -4,6 +4,7 @@
 //!   back its queued record; the worker-host that owns the session does the rest.
 //! - [`placement`]: choosing the node a new session lives on.
 //! - [`node_report`]: the figures a node reports in its heartbeat, read in one place.
+//! - [`node_watch`]: the background duty that finds dead nodes and fails their jobs.
 //! - [`error`]: [`DispatchError`], which says whether the caller should retry.
 //!
 //! The dispatcher holds no state of its own: the session → node table lives in the
@@ -12,11 +13,13 @@
 
 pub mod error;
 pub mod node_report;
+pub mod node_watch;
 pub mod placement;
 mod submit;
 
 pub use error::DispatchError;
 pub use node_report::NodeReport;
+pub use node_watch::{NodeLoss, NodeWatchConfig};
 
 use std::sync::Arc;
 use tether_transport::{JobBus, JobStore, SessionRegistry};

@@ -5,12 +5,18 @@ use crate::Dispatcher;
 use crate::error::DispatchError;
 use crate::placement::{NoPlacement, choose_node};
 use serde_json::Value;
+use std::time::Duration;
 use tether_protocol::{
     ErrorCode, Job, JobError, JobId, JobKind, JobRecord, JobResult, JobStatus, NodeId, UnixMillis,
     UserUuid,
 };
 use tether_transport::{BusError, RecordUpdate, UpdateOutcome};
 use tracing::Instrument;
+
+/// How long a job waits for an earlier job of its session to finish publishing. Only a
+/// dispatcher that dies mid-publish leaves a turn open; the broker's own time limit (5 s
+/// by default) bounds every live publish.
+const PUBLISH_TURN_WAIT: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
     /// Queue a job for `user`'s session and return its record.
@@ -47,34 +53,61 @@ impl Dispatcher {
                 callback_url,
                 metadata,
             };
-            let Some(node) = node else {
-                return self.release_without_sandbox(job).await;
-            };
-            let record = JobRecord::queued(job, Some(node.clone()));
-            self.store.insert(&record).await?;
-            match self.bus.publish(&node, &record.job).await {
-                Ok(()) => {
-                    tracing::debug!(node_id = %node, seq, "job queued");
-                    Ok(record)
-                }
-                Err(BusError::Unroutable(gone)) if record.job.kind == JobKind::Release => {
-                    self.release_on_lost_node(record, gone).await
-                }
-                Err(BusError::Unroutable(gone)) => self.reroute(record, gone).await,
-                Err(e) => {
-                    self.fail(
-                        &record,
-                        JobStatus::Failed,
-                        ErrorCode::Unavailable,
-                        &e.to_string(),
-                    )
-                    .await;
-                    Err(DispatchError::Bus(e))
-                }
+            // Jobs of one session reach their queue in seq order, even when dispatched by
+            // different replicas: wait until every earlier seq's publish is over.
+            if !self
+                .store
+                .wait_publish_turn(user, seq, PUBLISH_TURN_WAIT)
+                .await?
+            {
+                tracing::warn!(
+                    seq,
+                    "an earlier job of this session never finished publishing; going ahead"
+                );
             }
+            let queued = self.record_and_publish(job, node).await;
+            if let Err(e) = self.store.finish_publish_turn(user, seq).await {
+                tracing::warn!(seq, error = %e, "could not end this job's publish turn");
+            }
+            queued
         }
         .instrument(span)
         .await
+    }
+
+    /// Record the job and publish it to `node` (the session's node; `None` for a release
+    /// of a session without sandbox, which completes without a bus hop).
+    async fn record_and_publish(
+        &self,
+        job: Job,
+        node: Option<NodeId>,
+    ) -> Result<JobRecord, DispatchError> {
+        let seq = job.seq;
+        let Some(node) = node else {
+            return self.release_without_sandbox(job).await;
+        };
+        let record = JobRecord::queued(job, Some(node.clone()));
+        self.store.insert(&record).await?;
+        match self.bus.publish(&node, &record.job).await {
+            Ok(()) => {
+                tracing::debug!(node_id = %node, seq, "job queued");
+                Ok(record)
+            }
+            Err(BusError::Unroutable(gone)) if record.job.kind == JobKind::Release => {
+                self.release_on_lost_node(record, gone).await
+            }
+            Err(BusError::Unroutable(gone)) => self.reroute(record, gone).await,
+            Err(e) => {
+                self.fail(
+                    &record,
+                    JobStatus::Failed,
+                    ErrorCode::Unavailable,
+                    &e.to_string(),
+                )
+                .await;
+                Err(DispatchError::Bus(e))
+            }
+        }
     }
 
     /// The session's node if it has one that is still live. A binding to a dead node is
@@ -88,7 +121,8 @@ impl Dispatcher {
             return Ok(Some(node));
         }
         tracing::warn!(node_id = %node, "session was bound to a node that is gone; placing it anew");
-        self.registry.unbind_session(user, &node).await?;
+        // Its state died with the node: the first job in the new sandbox says so.
+        self.registry.lose_session(user, &node).await?;
         Ok(None)
     }
 
@@ -110,9 +144,13 @@ impl Dispatcher {
         Ok(bound)
     }
 
-    /// The job's node has no queue any more: unbind the session and try one other node.
-    /// The record keeps the first node id until a worker starts the job and sets its own.
-    async fn reroute(&self, record: JobRecord, gone: NodeId) -> Result<JobRecord, DispatchError> {
+    /// The job's node has no queue any more: the session is lost (unbound, marked lost) and
+    /// placed once more, on another node; the record follows the job there.
+    async fn reroute(
+        &self,
+        mut record: JobRecord,
+        gone: NodeId,
+    ) -> Result<JobRecord, DispatchError> {
         let user = record.job.user_uuid;
         tracing::warn!(node_id = %gone, "node has no queue; re-placing the session once");
         let lost = |node: NodeId| DispatchError::SessionLost {
@@ -120,18 +158,25 @@ impl Dispatcher {
             node,
         };
         let retried = async {
-            self.registry.unbind_session(user, &gone).await?;
+            self.registry.lose_session(user, &gone).await?;
             let node = self.place(user, Some(&gone)).await?;
+            // File the record under its new node before a worker there can see it.
+            let rerouted = RecordUpdate::Rerouted { node: node.clone() };
+            self.store.update(record.job.id, rerouted).await?;
             self.bus
                 .publish(&node, &record.job)
                 .await
                 .map_err(|e| match e {
                     BusError::Unroutable(node) => lost(node),
                     other => DispatchError::Bus(other),
-                })
+                })?;
+            Ok::<_, DispatchError>(node)
         };
         match retried.await {
-            Ok(()) => Ok(record),
+            Ok(node) => {
+                record.node_id = Some(node);
+                Ok(record)
+            }
             Err(e) => {
                 let message =
                     format!("the session's node {gone} is gone and re-placing failed: {e}");
@@ -174,8 +219,12 @@ impl Dispatcher {
         }
     }
 
-    /// Nothing to release: record the job as already succeeded, with no bus hop.
+    /// Nothing to release: record the job as already succeeded, with no bus hop. A loss
+    /// not yet reported is forgotten: the client asked for a fresh start anyway.
     async fn release_without_sandbox(&self, job: Job) -> Result<JobRecord, DispatchError> {
+        if let Err(e) = self.registry.take_session_lost(job.user_uuid).await {
+            tracing::warn!(error = %e, "could not clear the session's lost mark");
+        }
         let mut record = JobRecord::queued(job, None);
         let now = UnixMillis::now();
         record.status = JobStatus::Succeeded;

@@ -494,11 +494,15 @@ pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefi
     assert_eq!(sessions_of(&live, &a), Some(0));
 
     // Forgetting: a live node stays watched; a dead one goes.
-    registry.forget_node(&a).await.unwrap();
-    registry.forget_node(&b).await.unwrap();
+    assert!(
+        !registry.forget_node(&a).await.unwrap(),
+        "forgot a live node"
+    );
+    assert!(registry.forget_node(&b).await.unwrap());
+    assert!(!registry.forget_node(&b).await.unwrap());
     assert!(!registry.expired_nodes().await.unwrap().contains(&b));
     registry.deregister(&a).await.unwrap();
     assert!(registry.expired_nodes().await.unwrap().contains(&a));
-    registry.forget_node(&a).await.unwrap();
+    assert!(registry.forget_node(&a).await.unwrap());
     assert!(!registry.expired_nodes().await.unwrap().contains(&a));
 }

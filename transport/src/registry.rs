@@ -74,8 +74,9 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// that deregistered), until [`SessionRegistry::forget_node`] drops them.
     async fn expired_nodes(&self) -> Result<Vec<NodeId>, RegistryError>;
 
-    /// Stop watching a dead node. Does nothing if the node is live again.
-    async fn forget_node(&self, node: &NodeId) -> Result<(), RegistryError>;
+    /// Stop watching a dead node. Does nothing, and returns `false`, if the node is live
+    /// again (or was not watched).
+    async fn forget_node(&self, node: &NodeId) -> Result<bool, RegistryError>;
 
     /// Atomically unbind every session bound to `node` and mark each one lost. Returns
     /// the sessions it unbound (empty when called again: idempotent).

@@ -3,6 +3,8 @@
 //! - [`execute`]: `POST /api/v1/execute?user_uuid=` — run code, wait, show the result.
 //! - [`release`]: `POST /api/v1/release?user_uuid=` — destroy the session's sandbox (204).
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
+//! - [`nodes`]: `POST /api/v1/nodes/{id}/drain` and `/undrain` — take a node out of
+//!   placement or put it back (operators).
 //! - [`legacy`]: the unversioned `POST /execute`, `POST /release`, `GET /status` with
 //!   the seed's older contract.
 //!
@@ -10,6 +12,7 @@
 
 pub mod execute;
 pub mod legacy;
+pub mod nodes;
 pub mod release;
 pub mod status;
 
@@ -32,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/execute", post(execute::execute))
         .route("/api/v1/release", post(release::release))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/nodes/{id}/undrain", post(nodes::undrain))
         .route("/execute", post(legacy::execute))
         .route("/release", post(legacy::release))
         .route("/status", get(legacy::status))

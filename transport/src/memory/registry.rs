@@ -121,12 +121,9 @@ impl SessionRegistry for MemoryRegistry {
         Ok(dead)
     }
 
-    async fn forget_node(&self, node: &NodeId) -> Result<(), RegistryError> {
+    async fn forget_node(&self, node: &NodeId) -> Result<bool, RegistryError> {
         let mut state = self.state();
-        if !state.is_live(node) {
-            state.watched.remove(node);
-        }
-        Ok(())
+        Ok(!state.is_live(node) && state.watched.remove(node))
     }
 
     async fn lose_sessions_of(&self, node: &NodeId) -> Result<Vec<UserUuid>, RegistryError> {

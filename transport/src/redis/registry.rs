@@ -185,18 +185,18 @@ impl SessionRegistry for RedisRegistry {
         Ok(dead)
     }
 
-    async fn forget_node(&self, node: &NodeId) -> Result<(), RegistryError> {
+    async fn forget_node(&self, node: &NodeId) -> Result<bool, RegistryError> {
         let prefix = self.pool.prefix();
         let mut conn = self.pool.conn().await?;
         let mut invocation = FORGET_NODE.key(names::watched_nodes_key(prefix));
         invocation
             .key(names::node_key(prefix, node))
             .arg(node.as_str());
-        let _: i64 = self
+        let forgotten: i64 = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
             .await?;
-        Ok(())
+        Ok(forgotten == 1)
     }
 
     async fn lose_sessions_of(&self, node: &NodeId) -> Result<Vec<UserUuid>, RegistryError> {
