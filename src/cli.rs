@@ -29,6 +29,10 @@ pub enum Command {
     Api(ApiRoleArgs),
     /// One worker-host node: sandboxes for the sessions placed on it. Needs RabbitMQ and Redis.
     WorkerHost(WorkerRoleArgs),
+    /// The background duties without the HTTP API: finds dead worker nodes, fails their
+    /// jobs with session_lost and marks their sessions lost. Every `tether api` runs the
+    /// same duty too, so this role is optional. Needs RabbitMQ and Redis.
+    Dispatcher(DispatcherRoleArgs),
     /// Build the sandbox image (bootstrapping the base image if no registry is reachable).
     BuildImage,
 }
@@ -65,6 +69,12 @@ pub struct WorkerRoleArgs {
     pub data: DataArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct DispatcherRoleArgs {
+    #[command(flatten)]
+    pub backends: BackendArgs,
+}
+
 /// Where state lives on this host.
 #[derive(Debug, Args)]
 pub struct DataArgs {
@@ -88,6 +98,10 @@ pub struct BackendArgs {
     /// Seconds a node may stay silent before it is considered dead.
     #[arg(long, env = "TETHER_HEARTBEAT_TTL_S", default_value_t = 10)]
     pub heartbeat_ttl_s: u64,
+    /// Milliseconds between two looks for dead nodes (roles that run the node watch).
+    /// A dead node's jobs end session_lost within heartbeat TTL + this.
+    #[arg(long, env = "TETHER_NODE_SWEEP_MS", default_value_t = 1000)]
+    pub node_sweep_ms: u64,
 }
 
 /// The HTTP API.

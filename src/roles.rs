@@ -1,14 +1,15 @@
 //! Wiring each role from its configuration.
 
 use crate::cli::{
-    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, ServeArgs, WorkerArgs, WorkerRoleArgs,
+    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, DispatcherRoleArgs, ServeArgs,
+    WorkerArgs, WorkerRoleArgs,
 };
 use crate::{image, shutdown};
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
 use tether_api::{ApiConfig, CorsOrigins, SecretSource, load_or_create_token};
-use tether_dispatcher::Dispatcher;
+use tether_dispatcher::{Dispatcher, NodeWatchConfig};
 use tether_protocol::NodeId;
 use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
@@ -26,6 +27,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Api(args) => api(args).await,
         Command::WorkerHost(args) => worker_host(args).await,
+        Command::Dispatcher(args) => dispatcher(args).await,
         Command::BuildImage => {
             let image =
                 std::env::var("TETHER_IMAGE").unwrap_or_else(|_| "tether-sandbox:latest".into());
@@ -124,9 +126,30 @@ fn api_config(api: &ApiArgs, data: &DataArgs) -> anyhow::Result<(ApiConfig, Secr
 fn job_loop_config(backends: &BackendArgs) -> JobLoopConfig {
     JobLoopConfig {
         heartbeat_ttl: Duration::from_secs(backends.heartbeat_ttl_s),
-        heartbeat_every: Duration::from_secs((backends.heartbeat_ttl_s / 4).max(1)),
+        heartbeat_every: Duration::from_secs(backends.heartbeat_ttl_s.max(1)) / 4,
         ..JobLoopConfig::default()
     }
+}
+
+fn node_watch_config(backends: &BackendArgs) -> NodeWatchConfig {
+    let mut config = NodeWatchConfig::new(Duration::from_secs(backends.heartbeat_ttl_s));
+    config.sweep_every = Duration::from_millis(backends.node_sweep_ms.max(10));
+    config
+}
+
+/// Run the dead-node watch in the background until `shutdown`. Every role that
+/// dispatches runs it: it is one small Redis script per sweep and idempotent, so a
+/// deployment without a `tether dispatcher` process still recovers from node loss.
+fn spawn_node_watch(
+    dispatcher: &Dispatcher,
+    backends: &BackendArgs,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        dispatcher
+            .clone()
+            .watch_nodes(node_watch_config(backends), shutdown.clone()),
+    )
 }
 
 /// Start the engine and its job loop; returns a handle that stops both.
@@ -181,6 +204,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backends.store.clone(),
         backends.registry.clone(),
     );
+    spawn_node_watch(&dispatcher, &args.backends, &shutdown);
     let served = tether_api::run(api_config, dispatcher, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(DRAIN, jobs).await;
@@ -197,9 +221,20 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.api.listen))?;
     announce(&listener, &api_config, &source);
     let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    spawn_node_watch(&dispatcher, &args.backends, &shutdown);
     tether_api::run(api_config, dispatcher, listener, shutdown)
         .await
         .context("API server failed")
+}
+
+async fn dispatcher(args: DispatcherRoleArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let backends = backends(&args.backends, "dispatcher").await?;
+    let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    tracing::info!("dispatcher running (node watch)");
+    spawn_node_watch(&dispatcher, &args.backends, &shutdown)
+        .await
+        .context("node watch failed")
 }
 
 async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 
 use crate::Dispatcher;
 use crate::error::DispatchError;
-use crate::placement::{NoPlacement, choose_node};
+use crate::placement::{NoPlacement, candidates};
 use serde_json::Value;
 use std::time::Duration;
 use tether_protocol::{
@@ -127,7 +127,8 @@ impl Dispatcher {
     }
 
     /// Bind a new session to the best live node (never `exclude`). The registry decides
-    /// atomically: if another caller bound the session first, its node is returned.
+    /// atomically among the open nodes: if another caller bound the session first, its
+    /// node is returned; concurrent new sessions spread over the nodes.
     async fn place(
         &self,
         user: UserUuid,
@@ -135,11 +136,15 @@ impl Dispatcher {
     ) -> Result<NodeId, DispatchError> {
         let mut nodes = self.registry.live_nodes().await?;
         nodes.retain(|n| Some(&n.id) != exclude);
-        let chosen = choose_node(&nodes).map_err(|e| match e {
+        let open = candidates(&nodes).map_err(|e| match e {
             NoPlacement::NotReady => DispatchError::NotReady,
             NoPlacement::Full => DispatchError::NoCapacity,
         })?;
-        let bound = self.registry.bind_session(user, &chosen).await?;
+        let bound = self
+            .registry
+            .place_session(user, &open)
+            .await?
+            .ok_or(DispatchError::NoCapacity)?;
         tracing::debug!(node_id = %bound, "session placed");
         Ok(bound)
     }

@@ -5,7 +5,7 @@
 //! RabbitMQ/Redis implementations run the very same functions against real servers.
 
 use crate::bus::JobBus;
-use crate::registry::{NodeInfo, SessionRegistry};
+use crate::registry::{Candidate, NodeInfo, SessionRegistry};
 use crate::store::{JobStore, RecordUpdate, UpdateOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -505,4 +505,60 @@ pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefi
     assert!(registry.expired_nodes().await.unwrap().contains(&a));
     assert!(registry.forget_node(&a).await.unwrap());
     assert!(!registry.expired_nodes().await.unwrap().contains(&a));
+}
+
+/// Concurrent placements fill nodes evenly and never beyond capacity; a bound session
+/// keeps its node.
+pub async fn registry_places_atomically(registry: Arc<dyn SessionRegistry>, prefix: &str) {
+    let nodes: Vec<NodeId> = (1..=3).map(|i| node(&format!("{prefix}-p{i}"))).collect();
+    let candidates: Vec<Candidate> = nodes
+        .iter()
+        .map(|n| Candidate {
+            node: n.clone(),
+            capacity: 10,
+            sessions: 0,
+        })
+        .collect();
+    let mut racers = Vec::new();
+    for _ in 0..33 {
+        let (registry, candidates) = (registry.clone(), candidates.clone());
+        racers.push(tokio::spawn(async move {
+            let user = UserUuid::random();
+            let placed = registry.place_session(user, &candidates).await.unwrap();
+            (user, placed)
+        }));
+    }
+    let mut per_node = std::collections::HashMap::new();
+    let mut refused = 0;
+    let mut placed_users = Vec::new();
+    for r in racers {
+        match r.await.unwrap() {
+            (user, Some(n)) => {
+                *per_node.entry(n.clone()).or_insert(0) += 1;
+                placed_users.push((user, n));
+            }
+            (_, None) => refused += 1,
+        }
+    }
+    assert_eq!(refused, 3, "{per_node:?}");
+    assert!(per_node.values().all(|n| *n == 10), "{per_node:?}");
+    let (user, bound) = placed_users[0].clone();
+    // Bound: stays, even though its node is full.
+    assert_eq!(
+        registry.place_session(user, &candidates).await.unwrap(),
+        Some(bound.clone())
+    );
+    assert_eq!(registry.session_node(user).await.unwrap(), Some(bound));
+    for (user, n) in placed_users {
+        registry.unbind_session(user, &n).await.unwrap();
+    }
+    // Reported sessions count too; ties go to the first candidate.
+    let mut reported = candidates.clone();
+    reported[0].sessions = 5;
+    let user = UserUuid::random();
+    assert_eq!(
+        registry.place_session(user, &reported).await.unwrap(),
+        Some(nodes[1].clone())
+    );
+    registry.unbind_session(user, &nodes[1]).await.unwrap();
 }

@@ -24,5 +24,5 @@ mod secret_url;
 pub mod store;
 
 pub use bus::{BusError, Delivery, JobBus, Poison};
-pub use registry::{NodeInfo, RegistryError, SessionRegistry};
+pub use registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 pub use store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};

@@ -37,6 +37,16 @@ impl NodeInfo {
     }
 }
 
+/// A node placement may choose for a new session, with its figures from `live_nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub node: NodeId,
+    /// Sandboxes the node may run at once.
+    pub capacity: u32,
+    /// Sessions on the node as `live_nodes` counted them.
+    pub sessions: u32,
+}
+
 /// Node liveness and session placement, shared by every API replica.
 ///
 /// Besides the session → node table the registry keeps its reverse (the sessions of each
@@ -61,6 +71,18 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// Bind the session to `node` unless it is already bound; returns the binding that
     /// holds afterwards (atomic: two callers never see two different nodes).
     async fn bind_session(&self, user: UserUuid, node: &NodeId) -> Result<NodeId, RegistryError>;
+
+    /// Bind an unbound session to the candidate with the most free slots, atomically with
+    /// every other placement: a candidate's load is the larger of its `sessions` and the
+    /// sessions bound to it at this instant, so a burst of new sessions spreads instead
+    /// of piling onto the node that looked emptiest when each of them looked. Ties go to
+    /// the earlier candidate. Returns the binding that holds afterwards (an existing one
+    /// wins), or `None` when the session is unbound and every candidate is full.
+    async fn place_session(
+        &self,
+        user: UserUuid,
+        candidates: &[Candidate],
+    ) -> Result<Option<NodeId>, RegistryError>;
 
     /// Remove the binding if it still points at `node`.
     async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError>;

@@ -24,4 +24,5 @@ async fn bus_contract() {
 async fn registry_contract() {
     contract::registry_binds_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
     contract::registry_tracks_node_loss(Arc::new(MemoryRegistry::new()), "mem").await;
+    contract::registry_places_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
 }

@@ -14,5 +14,6 @@ async fn registry_contract() {
     let name = config.prefix.trim_end_matches(':').to_owned();
     let registry = Arc::new(RedisRegistry::new(redis_pool(config).await));
     contract::registry_binds_atomically(registry.clone(), &name).await;
-    contract::registry_tracks_node_loss(registry, &name).await;
+    contract::registry_tracks_node_loss(registry.clone(), &name).await;
+    contract::registry_places_atomically(registry, &name).await;
 }

@@ -1,6 +1,6 @@
 //! Node liveness and session bindings in process memory.
 
-use crate::registry::{NodeInfo, RegistryError, SessionRegistry};
+use crate::registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,6 +94,31 @@ impl SessionRegistry for MemoryRegistry {
             .entry(user)
             .or_insert_with(|| node.clone())
             .clone())
+    }
+
+    async fn place_session(
+        &self,
+        user: UserUuid,
+        candidates: &[Candidate],
+    ) -> Result<Option<NodeId>, RegistryError> {
+        let mut state = self.state();
+        if let Some(node) = state.sessions.get(&user) {
+            return Ok(Some(node.clone()));
+        }
+        let mut best: Option<(&Candidate, u32)> = None;
+        for c in candidates {
+            let free = c
+                .capacity
+                .saturating_sub(c.sessions.max(state.bound_to(&c.node)));
+            if free > 0 && best.is_none_or(|(_, most)| free > most) {
+                best = Some((c, free));
+            }
+        }
+        let Some((chosen, _)) = best else {
+            return Ok(None);
+        };
+        state.sessions.insert(user, chosen.node.clone());
+        Ok(Some(chosen.node.clone()))
     }
 
     async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError> {

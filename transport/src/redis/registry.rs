@@ -14,9 +14,9 @@ use super::RedisPool;
 use super::pool::{Failure, decode};
 use super::scripts::{
     BIND_SESSION, EXPIRED_NODES, FORGET_NODE, LIVE_NODES, LOSE_SESSION, LOSE_SESSIONS_OF,
-    UNBIND_SESSION,
+    PLACE_SESSION, UNBIND_SESSION,
 };
-use crate::registry::{NodeInfo, RegistryError, SessionRegistry};
+use crate::registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::time::Duration;
@@ -139,6 +139,30 @@ impl SessionRegistry for RedisRegistry {
             .bounded(invocation.invoke_async(&mut conn))
             .await?;
         Ok(Self::node_id(bound)?)
+    }
+
+    async fn place_session(
+        &self,
+        user: UserUuid,
+        candidates: &[Candidate],
+    ) -> Result<Option<NodeId>, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = PLACE_SESSION.key(names::session_key(prefix, &user));
+        invocation
+            .arg(user.to_string())
+            .arg(node_sessions_prefix(prefix));
+        for c in candidates {
+            invocation
+                .arg(c.node.as_str())
+                .arg(c.capacity)
+                .arg(c.sessions);
+        }
+        let placed: Option<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(placed.map(Self::node_id).transpose()?)
     }
 
     async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError> {

@@ -99,6 +99,29 @@ return ARGV[1]
     )
 });
 
+/// Bind an unbound session to the candidate with the most free slots.
+/// KEYS: session. ARGV: user, node session set prefix, then per candidate: node id,
+/// capacity, sessions. Returns the binding that holds, or false if every candidate is full.
+pub(super) static PLACE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+local best, most = nil, 0
+for i = 3, #ARGV, 3 do
+  local node = ARGV[i]
+  local load = math.max(tonumber(ARGV[i + 2]), redis.call('SCARD', ARGV[2] .. node))
+  local free = tonumber(ARGV[i + 1]) - load
+  if free > most then best, most = node, free end
+end
+if not best then return false end
+redis.call('SET', KEYS[1], best)
+redis.call('SADD', ARGV[2] .. best, ARGV[1])
+return best
+",
+    )
+});
+
 /// Delete a session binding only if it still points at the given node.
 /// KEYS: session, the node's session set. ARGV: node id, user.
 pub(super) static UNBIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
