@@ -98,14 +98,15 @@ impl Dispatcher {
             }
             Err(BusError::Unroutable(gone)) => self.reroute(record, gone).await,
             Err(e) => {
-                self.fail(
-                    &record,
-                    JobStatus::Failed,
-                    ErrorCode::Unavailable,
-                    &e.to_string(),
-                )
-                .await;
-                Err(DispatchError::Bus(e))
+                let message = e.to_string();
+                match self
+                    .fail(&record, JobStatus::Failed, ErrorCode::Unavailable, &message)
+                    .await
+                {
+                    // The confirm was lost but the job did reach its node, which took it.
+                    Some(taken) => Ok(taken),
+                    None => Err(DispatchError::Bus(e)),
+                }
             }
         }
     }
@@ -185,14 +186,18 @@ impl Dispatcher {
             Err(e) => {
                 let message =
                     format!("the session's node {gone} is gone and re-placing failed: {e}");
-                self.fail(
-                    &record,
-                    JobStatus::SessionLost,
-                    ErrorCode::SessionLost,
-                    &message,
-                )
-                .await;
-                Err(lost(gone))
+                match self
+                    .fail(
+                        &record,
+                        JobStatus::SessionLost,
+                        ErrorCode::SessionLost,
+                        &message,
+                    )
+                    .await
+                {
+                    Some(taken) => Ok(taken),
+                    None => Err(lost(gone)),
+                }
             }
         }
     }
@@ -241,24 +246,39 @@ impl Dispatcher {
         Ok(record)
     }
 
-    /// Mark a record terminal because it could not be delivered. Best effort: a failure
+    /// End a record that could not be delivered, unless a worker already took the job
+    /// (a publish whose confirm was lost may still have reached the queue). Returns the
+    /// record as the worker left it in that case, so the caller reports the job as
+    /// accepted; `None` when the job was ended here and will never run. A store failure
     /// here is logged, and the caller reports the original error.
-    async fn fail(&self, record: &JobRecord, status: JobStatus, code: ErrorCode, message: &str) {
-        let update = RecordUpdate::Finished {
+    async fn fail(
+        &self,
+        record: &JobRecord,
+        status: JobStatus,
+        code: ErrorCode,
+        message: &str,
+    ) -> Option<JobRecord> {
+        let update = RecordUpdate::Undelivered {
             status,
-            result: None,
-            error: Some(JobError {
+            error: JobError {
                 code,
                 message: message.to_owned(),
-            }),
+            },
             at: UnixMillis::now(),
         };
         match self.store.update(record.job.id, update).await {
-            Ok(UpdateOutcome::Applied(_)) => {}
-            Ok(UpdateOutcome::Stale(_) | UpdateOutcome::Missing) => {
-                tracing::warn!("could not fail an undeliverable job: record already moved on");
+            Ok(UpdateOutcome::Applied(_) | UpdateOutcome::Missing) => None,
+            Ok(UpdateOutcome::Stale(taken)) => {
+                tracing::warn!(
+                    status = taken.status.as_str(),
+                    "the publish failed, yet a worker already took the job; it stays accepted"
+                );
+                Some(taken)
             }
-            Err(e) => tracing::error!(error = %e, "could not fail an undeliverable job"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not fail an undeliverable job");
+                None
+            }
         }
     }
 }

@@ -204,11 +204,7 @@ impl Cluster {
 
     fn command(&self, name: &str, role: &str) -> (Command, PathBuf) {
         let log = self.data_dir.join("logs").join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
+        let file = log_file(&log);
         let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
         command
             .arg(role)
@@ -260,7 +256,7 @@ impl Cluster {
             .env("TETHER_MIN_IDLE", self.config.min_idle.to_string())
             .env("TETHER_MAX_TOTAL", self.config.max_total.to_string())
             .env("TETHER_DISK_MIB", "64")
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(log_file(&log)))
             .spawn()
             .expect("start tether worker-host");
         self.workers.push((
@@ -332,51 +328,79 @@ impl Cluster {
         execute(&self.client, &self.api_url(api), user, code).await
     }
 
-    /// Stop every process (SIGTERM, bounded), then remove what this cluster left on the
-    /// host (containers, mounts, loop devices of killed nodes), on the broker and in Redis.
-    pub async fn shutdown(mut self) {
-        let apis = std::mem::take(&mut self.apis);
-        let workers = std::mem::take(&mut self.workers);
-        let nodes: Vec<String> = workers.iter().map(|(n, _)| n.clone()).collect();
-        tokio::task::spawn_blocking(move || {
-            let mut handles = Vec::new();
-            for (_, mut p) in workers {
-                handles.push(std::thread::spawn(move || {
-                    p.terminate(Duration::from_secs(40))
-                }));
-            }
-            for mut p in apis {
-                handles.push(std::thread::spawn(move || {
-                    p.terminate(Duration::from_secs(10))
-                }));
-            }
-            for h in handles {
-                let _ = h.join();
-            }
-        })
-        .await
-        .expect("stop processes");
-        remove_host_leftovers(&nodes, &self.data_dir);
-        remove_broker_topology(&self.config.amqp_url, &self.namespace, &nodes).await;
-        remove_redis_keys(&self.config.redis_url, &self.namespace);
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+    /// Stop every process and clean up (see `Drop`) without blocking the runtime.
+    pub async fn shutdown(self) {
+        tokio::task::spawn_blocking(move || drop(self))
+            .await
+            .expect("cluster shutdown");
     }
 }
 
+impl Drop for Cluster {
+    /// Stop every process (SIGTERM, bounded), then remove what this cluster left on the
+    /// host (containers, mounts, loop devices of killed nodes), on the broker and in
+    /// Redis. A failing test keeps its logs.
+    fn drop(&mut self) {
+        let apis = std::mem::take(&mut self.apis);
+        let workers = std::mem::take(&mut self.workers);
+        let nodes: Vec<String> = workers.iter().map(|(n, _)| n.clone()).collect();
+        let mut handles = Vec::new();
+        for (_, mut p) in workers {
+            handles.push(std::thread::spawn(move || {
+                p.terminate(Duration::from_secs(40))
+            }));
+        }
+        for mut p in apis {
+            handles.push(std::thread::spawn(move || {
+                p.terminate(Duration::from_secs(10))
+            }));
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        remove_host_leftovers(&nodes, &self.data_dir);
+        let (amqp, namespace) = (self.config.amqp_url.clone(), self.namespace.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(remove_broker_topology(&amqp, &namespace, &nodes));
+            }
+        })
+        .join();
+        remove_redis_keys(&self.config.redis_url, &self.namespace);
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.data_dir.join("logs").display());
+            let _ = std::fs::remove_dir_all(self.data_dir.join("sandboxes"));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+fn log_file(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file")
+}
+
+/// Read the API's stdout into its log, and hand back the address it announces.
 fn listening_url(child: &mut Child, log: &Path) -> String {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
+    let mut file = log_file(log);
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
+        use std::io::Write;
+        for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Some(rest) = line.strip_prefix("Tether is listening on ") {
                 let _ = tx.send(rest.trim().to_owned());
-                break;
             }
+            let _ = writeln!(file, "{line}");
         }
-        // Keep draining so the child never blocks on a full pipe.
-        for _ in lines {}
     });
     rx.recv_timeout(Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("tether api did not start; see {}", log.display()))

@@ -562,3 +562,48 @@ pub async fn registry_places_atomically(registry: Arc<dyn SessionRegistry>, pref
     );
     registry.unbind_session(user, &nodes[1]).await.unwrap();
 }
+
+/// An undelivered job ends only while still queued: a worker that already started it
+/// keeps it.
+pub async fn store_undelivered_only_ends_queued_jobs(store: &dyn JobStore) {
+    let n = node("undelivered");
+    let undelivered = || RecordUpdate::Undelivered {
+        status: JobStatus::Failed,
+        error: tether_protocol::JobError {
+            code: tether_protocol::ErrorCode::Unavailable,
+            message: "broker gone".into(),
+        },
+        at: UnixMillis::now(),
+    };
+    let queued = sample_job(UserUuid::random(), 1);
+    let id = queued.id;
+    store
+        .insert(&JobRecord::queued(queued, Some(n.clone())))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update(id, undelivered()).await.unwrap(),
+        UpdateOutcome::Applied(r) if r.status == JobStatus::Failed && r.error.is_some()
+    ));
+    assert!(!store.active_jobs_on(&n).await.unwrap().contains(&id));
+    let started = RecordUpdate::Started {
+        node: n.clone(),
+        at: UnixMillis::now(),
+    };
+    assert!(matches!(
+        store.update(id, started.clone()).await.unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+
+    let taken = sample_job(UserUuid::random(), 1);
+    let id = taken.id;
+    store
+        .insert(&JobRecord::queued(taken, Some(n.clone())))
+        .await
+        .unwrap();
+    store.update(id, started).await.unwrap();
+    assert!(matches!(
+        store.update(id, undelivered()).await.unwrap(),
+        UpdateOutcome::Stale(r) if r.status == JobStatus::Running
+    ));
+}

@@ -30,8 +30,8 @@ pub enum StoreError {
     Duplicate(JobId),
 }
 
-/// A change to a record. Applied only if it moves the status forward (a reroute: only
-/// while the job is still queued).
+/// A change to a record. Applied only if it moves the status forward (a reroute or an
+/// undelivered job: only while the job is still queued).
 #[derive(Debug, Clone)]
 #[expect(
     clippy::large_enum_variant,
@@ -43,6 +43,14 @@ pub enum RecordUpdate {
     /// The job was moved to another node's queue before any worker started it (its node
     /// vanished while it was being routed). Applies only to a `queued` record.
     Rerouted { node: NodeId },
+    /// The dispatcher gave up delivering the job (the publish failed, or its confirm never
+    /// came, so the job may or may not be on a queue): it ends with `status` if still
+    /// queued. A worker that already started it carries on, and no worker starts it later.
+    Undelivered {
+        status: JobStatus,
+        error: JobError,
+        at: UnixMillis,
+    },
     /// The job reached a terminal status.
     Finished {
         status: JobStatus,
@@ -58,7 +66,9 @@ impl RecordUpdate {
         match self {
             RecordUpdate::Rerouted { .. } => JobStatus::Queued,
             RecordUpdate::Started { .. } => JobStatus::Running,
-            RecordUpdate::Finished { status, .. } => *status,
+            RecordUpdate::Undelivered { status, .. } | RecordUpdate::Finished { status, .. } => {
+                *status
+            }
         }
     }
 
@@ -68,6 +78,9 @@ impl RecordUpdate {
         let forward = match &self {
             RecordUpdate::Rerouted { node } => {
                 record.status == JobStatus::Queued && record.node_id.as_ref() != Some(node)
+            }
+            RecordUpdate::Undelivered { status, .. } => {
+                record.status == JobStatus::Queued && status.is_terminal()
             }
             RecordUpdate::Started { .. } | RecordUpdate::Finished { .. } => {
                 record.status.can_become(self.status())
@@ -82,6 +95,11 @@ impl RecordUpdate {
                 record.status = JobStatus::Running;
                 record.node_id = Some(node);
                 record.started_at = Some(at);
+            }
+            RecordUpdate::Undelivered { status, error, at } => {
+                record.status = status;
+                record.error = Some(error);
+                record.finished_at = Some(at);
             }
             RecordUpdate::Finished {
                 status,
