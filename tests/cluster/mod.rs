@@ -379,7 +379,7 @@ impl Drop for Cluster {
     }
 }
 
-fn log_file(path: &Path) -> std::fs::File {
+pub fn log_file(path: &Path) -> std::fs::File {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -388,7 +388,7 @@ fn log_file(path: &Path) -> std::fs::File {
 }
 
 /// Read the API's stdout into its log, and hand back the address it announces.
-fn listening_url(child: &mut Child, log: &Path) -> String {
+pub fn listening_url(child: &mut Child, log: &Path) -> String {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let mut file = log_file(log);
