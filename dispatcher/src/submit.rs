@@ -55,17 +55,23 @@ impl Dispatcher {
             };
             // Jobs of one session reach their queue in seq order, even when dispatched by
             // different replicas: wait until every earlier seq's publish is over.
-            if !self
+            let queued = match self
                 .store
                 .wait_publish_turn(user, seq, PUBLISH_TURN_WAIT)
-                .await?
+                .await
             {
-                tracing::warn!(
-                    seq,
-                    "an earlier job of this session never finished publishing; going ahead"
-                );
-            }
-            let queued = self.record_and_publish(job, node).await;
+                Ok(true) => self.record_and_publish(job, node).await,
+                Ok(false) => {
+                    tracing::warn!(
+                        seq,
+                        "an earlier job of this session never finished publishing; going ahead"
+                    );
+                    self.record_and_publish(job, node).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            // Always end the turn, even for a job that failed, or the session's next job
+            // would wait for it in vain.
             if let Err(e) = self.store.finish_publish_turn(user, seq).await {
                 tracing::warn!(seq, error = %e, "could not end this job's publish turn");
             }
