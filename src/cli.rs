@@ -29,9 +29,11 @@ pub enum Command {
     Api(ApiRoleArgs),
     /// One worker-host node: sandboxes for the sessions placed on it. Needs RabbitMQ and Redis.
     WorkerHost(WorkerRoleArgs),
-    /// The background duties without the HTTP API: finds dead worker nodes, fails their
-    /// jobs with session_lost and marks their sessions lost. Every `tether api` runs the
-    /// same duty too, so this role is optional. Needs RabbitMQ and Redis.
+    /// The background duties, without the HTTP API: webhook delivery from the store's
+    /// outbox, and the dead-node watch (a node whose heartbeat expired has its jobs ended
+    /// session_lost and its sessions marked lost). Run one or more; they share the work.
+    /// Every `tether api` runs the dead-node watch too, so a deployment without this role
+    /// still recovers from node loss. Needs RabbitMQ and Redis.
     Dispatcher(DispatcherRoleArgs),
     /// Build the sandbox image (bootstrapping the base image if no registry is reachable).
     BuildImage,
@@ -44,6 +46,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub worker: WorkerArgs,
     #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    #[command(flatten)]
     pub backends: BackendArgs,
     #[command(flatten)]
     pub data: DataArgs,
@@ -53,6 +59,8 @@ pub struct ServeArgs {
 pub struct ApiRoleArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     #[command(flatten)]
     pub backends: BackendArgs,
     #[command(flatten)]
@@ -72,7 +80,49 @@ pub struct WorkerRoleArgs {
 #[derive(Debug, Args)]
 pub struct DispatcherRoleArgs {
     #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    #[command(flatten)]
     pub backends: BackendArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Webhook delivery.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Secret that signs webhooks (Standard Webhooks): `whsec_` + base64 is decoded,
+    /// anything else is used as-is. Generated (whsec_) and stored 0600 in the data
+    /// directory when unset.
+    #[arg(long, env = "TETHER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Wait after the first failed attempt, ms (then doubling, with jitter).
+    #[arg(long, env = "TETHER_WEBHOOK_RETRY_INITIAL_MS", default_value_t = 5000)]
+    pub webhook_retry_initial_ms: u64,
+    /// Longest wait between attempts, seconds.
+    #[arg(
+        long,
+        env = "TETHER_WEBHOOK_RETRY_MAX_INTERVAL_S",
+        default_value_t = 3600
+    )]
+    pub webhook_retry_max_interval_s: u64,
+    /// Give up on a delivery this many seconds after the job ended.
+    #[arg(long, env = "TETHER_WEBHOOK_MAX_PERIOD_S", default_value_t = 86_400)]
+    pub webhook_max_period_s: u64,
+    /// Time limit of one attempt, seconds.
+    #[arg(long, env = "TETHER_WEBHOOK_TIMEOUT_S", default_value_t = 10)]
+    pub webhook_timeout_s: u64,
+}
+
+/// Outbound requests.
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    /// Internal destinations callback URLs may reach anyway: comma-separated hosts,
+    /// host:port, IPs, ip:port or CIDRs. Loopback, private, link-local, CGNAT and metadata
+    /// addresses are refused otherwise.
+    #[arg(long, env = "TETHER_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
 }
 
 /// Where state lives on this host.
@@ -126,6 +176,9 @@ pub struct ApiArgs {
     /// Browser origins allowed by CORS: comma-separated, `*` for any, empty for none.
     #[arg(long, env = "TETHER_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// How long an Idempotency-Key is remembered, seconds.
+    #[arg(long, env = "TETHER_IDEMPOTENCY_TTL_S", default_value_t = 86_400)]
+    pub idempotency_ttl_s: u64,
 }
 
 /// One worker-host node and its sandboxes.
@@ -167,6 +220,9 @@ pub struct WorkerArgs {
     /// After a timeout interrupt, how long (ms) to wait before restarting the kernel.
     #[arg(long, env = "TETHER_INTERRUPT_GRACE_MS", default_value_t = 1500)]
     pub interrupt_grace_ms: u64,
+    /// Sandboxes started at once (more queue); bursts of starts on few cores slow all of them.
+    #[arg(long, env = "TETHER_MAX_CONCURRENT_STARTS", default_value_t = 3)]
+    pub max_concurrent_starts: usize,
     /// Disable container hardening (network, capabilities, read-only root). Debug only.
     #[arg(long, env = "TETHER_INSECURE_NO_HARDENING", default_value_t = false)]
     pub insecure_no_hardening: bool,

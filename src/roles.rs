@@ -1,21 +1,27 @@
 //! Wiring each role from its configuration.
 
 use crate::cli::{
-    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, DispatcherRoleArgs, ServeArgs,
-    WorkerArgs, WorkerRoleArgs,
+    ApiArgs, ApiRoleArgs, BackendArgs, Command, DataArgs, DispatcherRoleArgs, EgressArgs,
+    ServeArgs, WebhookArgs, WorkerArgs, WorkerRoleArgs,
 };
 use crate::{image, shutdown};
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
-use tether_api::{ApiConfig, CorsOrigins, SecretSource, load_or_create_token};
+use tether_api::{
+    ApiConfig, CorsOrigins, SecretSource, WEBHOOK_SECRET_FILE, load_or_create_secret_with,
+    load_or_create_token,
+};
+use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
 use tether_dispatcher::{Dispatcher, NodeWatchConfig};
 use tether_protocol::NodeId;
 use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
 use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
 use tether_transport::{JobBus, JobStore, SessionRegistry};
-use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig, SandboxLimits};
+use tether_worker_host::{
+    Engine, EngineConfig, FilesConfig, JobLoop, JobLoopConfig, SandboxLimits,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -99,6 +105,8 @@ fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineC
         hardened: !worker.insecure_no_hardening,
     };
     config.output_cap = worker.output_cap_bytes;
+    config.max_concurrent_starts = worker.max_concurrent_starts.max(1);
+    config.files = FilesConfig::from_env().context("invalid TETHER_EGRESS_ALLOW")?;
     config.idle_ttl = Duration::from_secs(worker.idle_ttl_s);
     config.interrupt_grace = Duration::from_millis(worker.interrupt_grace_ms);
     if !config.limits.hardened {
@@ -107,6 +115,55 @@ fn engine_config(worker: &WorkerArgs, data: &DataArgs) -> anyhow::Result<EngineC
         );
     }
     Ok(config)
+}
+
+fn egress_allow(egress: &EgressArgs) -> anyhow::Result<AllowList> {
+    egress
+        .egress_allow
+        .parse::<AllowList>()
+        .context("invalid --egress-allow")
+}
+
+fn webhook_config(
+    args: &WebhookArgs,
+    egress: &EgressArgs,
+    data: &DataArgs,
+) -> anyhow::Result<WebhookConfig> {
+    let (secret, source) = load_or_create_secret_with(
+        args.webhook_secret.as_deref(),
+        &data.data_dir.join(WEBHOOK_SECRET_FILE),
+        WebhookSecret::generate,
+    )
+    .context("loading the webhook secret")?;
+    let secret = WebhookSecret::parse(&secret).context("invalid --webhook-secret")?;
+    match source {
+        SecretSource::Generated(path) => {
+            tracing::info!(path = %path.display(), "generated the webhook signing secret")
+        }
+        SecretSource::File(path) => {
+            tracing::info!(path = %path.display(), "webhook signing secret read from file")
+        }
+        SecretSource::Environment => {}
+    }
+    let mut config = WebhookConfig::new(secret, egress_allow(egress)?);
+    config.retry = RetrySchedule {
+        initial: Duration::from_millis(args.webhook_retry_initial_ms.max(1)),
+        max_interval: Duration::from_secs(args.webhook_retry_max_interval_s.max(1)),
+        max_period: Duration::from_secs(args.webhook_max_period_s),
+        ..RetrySchedule::default()
+    };
+    config.attempt_timeout = Duration::from_secs(args.webhook_timeout_s.max(1));
+    config.lease = config.lease.max(config.attempt_timeout * 3);
+    Ok(config)
+}
+
+/// Start the webhook delivery loop on the shared store.
+fn start_courier(
+    backends: &Backends,
+    config: WebhookConfig,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(Courier::new(backends.store.clone(), config).run(shutdown.clone()))
 }
 
 fn api_config(api: &ApiArgs, data: &DataArgs) -> anyhow::Result<(ApiConfig, SecretSource)> {
@@ -120,6 +177,7 @@ fn api_config(api: &ApiArgs, data: &DataArgs) -> anyhow::Result<(ApiConfig, Secr
         .cors_origins
         .parse::<CorsOrigins>()
         .context("invalid --cors-origins")?;
+    config.idempotency_ttl = Duration::from_secs(api.idempotency_ttl_s);
     Ok((config, source))
 }
 
@@ -186,7 +244,9 @@ async fn start_node(
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let backends = backends(&args.backends, "serve").await?;
-    let (api_config, source) = api_config(&args.api, &args.data)?;
+    let (mut api_config, source) = api_config(&args.api, &args.data)?;
+    api_config.egress_allow = egress_allow(&args.egress)?;
+    let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
@@ -199,6 +259,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     announce(&listener, &api_config, &source);
+    let courier = start_courier(&backends, webhooks, &shutdown);
     let dispatcher = Dispatcher::new(
         backends.bus.clone(),
         backends.store.clone(),
@@ -208,6 +269,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let served = tether_api::run(api_config, dispatcher, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(DRAIN, jobs).await;
+    let _ = tokio::time::timeout(DRAIN, courier).await;
     engine.shutdown(DRAIN).await;
     served.context("API server failed")
 }
@@ -215,7 +277,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let backends = backends(&args.backends, "api").await?;
-    let (api_config, source) = api_config(&args.api, &args.data)?;
+    let (mut api_config, source) = api_config(&args.api, &args.data)?;
+    api_config.egress_allow = egress_allow(&args.egress)?;
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
@@ -225,16 +288,6 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     tether_api::run(api_config, dispatcher, listener, shutdown)
         .await
         .context("API server failed")
-}
-
-async fn dispatcher(args: DispatcherRoleArgs) -> anyhow::Result<()> {
-    let shutdown = shutdown::on_signal();
-    let backends = backends(&args.backends, "dispatcher").await?;
-    let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
-    tracing::info!("dispatcher running (node watch)");
-    spawn_node_watch(&dispatcher, &args.backends, &shutdown)
-        .await
-        .context("node watch failed")
 }
 
 async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
@@ -252,6 +305,20 @@ async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(DRAIN, jobs).await;
     engine.shutdown(DRAIN).await;
+    Ok(())
+}
+
+async fn dispatcher(args: DispatcherRoleArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let backends = backends(&args.backends, "dispatcher").await?;
+    let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
+    let courier = start_courier(&backends, webhooks, &shutdown);
+    let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    let watch = spawn_node_watch(&dispatcher, &args.backends, &shutdown);
+    tracing::info!("dispatcher running: delivering webhooks, watching for dead nodes");
+    shutdown.cancelled().await;
+    let _ = tokio::time::timeout(DRAIN, courier).await;
+    let _ = watch.await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tether_dispatcher::webhook::AllowList;
 
 /// Why a setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,11 +131,19 @@ pub struct ApiConfig {
     pub sync_wait_margin: Duration,
     /// Browser origins allowed by CORS.
     pub cors_origins: CorsOrigins,
+    /// Internal addresses a `callback_url` may reach anyway (`TETHER_EGRESS_ALLOW`);
+    /// callback URLs resolving to any other non-public address are refused with 422.
+    pub egress_allow: AllowList,
+    /// How long an `Idempotency-Key` is remembered (at least 24 h by default).
+    pub idempotency_ttl: Duration,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub sse_keep_alive: Duration,
 }
 
 impl ApiConfig {
     /// Defaults: 1 MiB of code, 30 s default and 300 s maximum time limit, 30 s margin,
-    /// no CORS.
+    /// no CORS, no internal callback targets, idempotency keys kept 24 h, an SSE
+    /// keep-alive every 15 s.
     pub fn new(auth_token: AuthToken) -> Self {
         Self {
             auth_token,
@@ -143,6 +152,9 @@ impl ApiConfig {
             max_timeout: Duration::from_secs(300),
             sync_wait_margin: Duration::from_secs(30),
             cors_origins: CorsOrigins::None,
+            egress_allow: AllowList::default(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 

@@ -174,8 +174,14 @@ impl ApiError {
                 Contract::Legacy => StatusCode::BAD_REQUEST,
             },
             ErrorCode::SandboxUnavailable | ErrorCode::SessionLost => StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::Cancelled => StatusCode::CONFLICT,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Cancelled | ErrorCode::JobFinished | ErrorCode::IdempotencyInProgress => {
+                StatusCode::CONFLICT
+            }
+            ErrorCode::NotFound | ErrorCode::FileNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::FileTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsafePath | ErrorCode::EgressDenied => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::TransferFailed => StatusCode::BAD_GATEWAY,
+            ErrorCode::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::PoisonJob | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

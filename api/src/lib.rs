@@ -3,22 +3,27 @@
 //! - [`run`]: serve the API on a bound listener until a cancellation token fires (the
 //!   binary's `main` only parses config and calls this; tests call it on port 0).
 //! - [`config`]: [`ApiConfig`] and the secret [`AuthToken`].
-//! - [`secret_file`]: the auth token generated once and kept 0600 in the data directory.
+//! - [`secret_file`]: the auth token and webhook secret, generated once and kept 0600 in
+//!   the data directory.
 //! - [`routes`]: the endpoints; [`health`]: the unauthenticated probes.
 //! - [`auth`], [`cors`]: `X-Auth-Token` checking and cross-origin access.
 //! - [`extract`]: body and query extractors whose failures are [`ApiError`]s.
 //! - [`job_input`]: request fields → a validated `JobKind`.
+//! - [`callback`]: `callback_url` (egress-checked) and `metadata` of a job request.
+//! - [`idempotency`]: `Idempotency-Key` — one job per key, 422 for a changed request.
 //! - [`sync_call`]: a synchronous endpoint = submit + wait on the job path.
 //! - [`verdict`]: a terminal job record → what the synchronous caller is told.
 //! - [`error`]: [`ApiError`], the one error shape and its status mapping.
 //! - [`state`]: [`AppState`], shared by every handler.
 
 pub mod auth;
+pub mod callback;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod job_input;
 pub mod routes;
 pub mod secret_file;
@@ -29,7 +34,10 @@ pub mod verdict;
 pub use config::{ApiConfig, AuthToken, ConfigError, CorsOrigins};
 pub use error::ApiError;
 pub use routes::router;
-pub use secret_file::{SecretSource, load_or_create_token};
+pub use secret_file::{
+    SecretSource, WEBHOOK_SECRET_FILE, load_or_create_secret, load_or_create_secret_with,
+    load_or_create_token,
+};
 pub use state::AppState;
 
 use tether_dispatcher::Dispatcher;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// File name of the auth token inside the data directory.
 pub const AUTH_TOKEN_FILE: &str = "auth_token";
+/// File name of the webhook signing secret inside the data directory.
+pub const WEBHOOK_SECRET_FILE: &str = "webhook_secret";
 
 /// Where a secret came from, so the binary can say so at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,16 @@ pub fn load_or_create_secret(
     from_env: Option<&str>,
     path: &Path,
 ) -> Result<(String, SecretSource), SecretError> {
+    load_or_create_secret_with(from_env, path, random_hex_secret)
+}
+
+/// [`load_or_create_secret`] with the form of a generated secret chosen by the caller
+/// (the webhook secret is generated in the Standard Webhooks `whsec_` form).
+pub fn load_or_create_secret_with(
+    from_env: Option<&str>,
+    path: &Path,
+    generate: impl FnOnce() -> String,
+) -> Result<(String, SecretSource), SecretError> {
     if let Some(secret) = from_env.map(str::trim).filter(|s| !s.is_empty()) {
         return Ok((secret.to_owned(), SecretSource::Environment));
     }
@@ -62,7 +74,7 @@ pub fn load_or_create_secret(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
     }
-    let secret = random_hex_secret();
+    let secret = generate();
     match create_exclusively(path, &secret) {
         Ok(()) => Ok((secret, SecretSource::Generated(path.to_owned()))),
         // Another process won the race: use its secret.

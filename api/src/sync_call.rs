@@ -7,6 +7,9 @@ use crate::state::AppState;
 use std::time::Duration;
 use tether_protocol::{ErrorCode, JobKind, JobRecord, UserUuid};
 
+/// How long a synchronous import or export may take before the caller gets 504.
+pub const FILE_TRANSFER_WAIT: Duration = Duration::from_secs(600);
+
 /// Submit `kind` for `user` and return its terminal record. The wait is bounded by the
 /// job's time limit plus the configured margin; past it the job is abandoned (cancel is
 /// requested) and the caller gets 504. Server shutdown ends the wait with 503.
@@ -18,6 +21,9 @@ pub async fn submit_and_wait(
     let limit = match &kind {
         JobKind::Execute(spec) => Duration::from_millis(spec.timeout_ms),
         JobKind::Release => Duration::ZERO,
+        // Up to 100 files of up to 100 MiB each, fetched a few at a time.
+        JobKind::FilesImport(_) | JobKind::FilesExport(_) => FILE_TRANSFER_WAIT,
+        JobKind::FilesDelete(_) => Duration::ZERO,
     };
     let wait = limit + state.config().sync_wait_margin;
     let record = state.dispatcher().submit(user, kind, None, None).await?;

@@ -49,9 +49,14 @@ pub fn execution_of(record: JobRecord) -> Result<Execution, ApiError> {
     let limit = Duration::from_millis(spec.timeout_ms);
     let result = match record.result {
         Some(JobResult::Execute(result)) => Some(result),
-        Some(JobResult::Release { .. }) => {
+        Some(
+            JobResult::Release { .. }
+            | JobResult::FilesImport { .. }
+            | JobResult::FilesExport { .. }
+            | JobResult::FilesDelete { .. },
+        ) => {
             return Err(ApiError::internal(
-                "an execute job ended with a release result",
+                "an execute job ended with another job's result",
             ));
         }
         None => None,
@@ -86,7 +91,13 @@ pub fn execution_of(record: JobRecord) -> Result<Execution, ApiError> {
 pub fn release_of(record: JobRecord) -> Result<bool, ApiError> {
     let result = match record.result {
         Some(JobResult::Release { released }) => Some(released),
-        Some(JobResult::Execute(_)) | None => None,
+        Some(
+            JobResult::Execute(_)
+            | JobResult::FilesImport { .. }
+            | JobResult::FilesExport { .. }
+            | JobResult::FilesDelete { .. },
+        )
+        | None => None,
     };
     match (record.status, result) {
         (JobStatus::Succeeded, Some(released)) => Ok(released),
@@ -98,6 +109,33 @@ pub fn release_of(record: JobRecord) -> Result<bool, ApiError> {
             Err(failed(record.error, None, Duration::ZERO))
         }
         (JobStatus::Cancelled, _) => Err(cancelled(None)),
+        (JobStatus::Queued | JobStatus::Running, _) => {
+            Err(ApiError::internal("read a job that is not finished"))
+        }
+    }
+}
+
+/// Read a terminal file job record: its result, or the typed error it failed with
+/// (`file_not_found` → 404, `file_too_large` → 413, `unsafe_path`/`egress_denied` → 422,
+/// `transfer_failed` → 502, …).
+pub fn files_of(record: JobRecord) -> Result<JobResult, ApiError> {
+    match (record.status, record.result) {
+        (
+            JobStatus::Succeeded,
+            Some(
+                result @ (JobResult::FilesImport { .. }
+                | JobResult::FilesExport { .. }
+                | JobResult::FilesDelete { .. }),
+            ),
+        ) => Ok(result),
+        (JobStatus::Succeeded, _) => Err(ApiError::internal(
+            "a file job succeeded without a file result",
+        )),
+        (JobStatus::Failed | JobStatus::TimedOut, _) => {
+            Err(failed(record.error, None, Duration::ZERO))
+        }
+        (JobStatus::Cancelled, _) => Err(cancelled(None)),
+        (JobStatus::SessionLost, _) => Err(session_lost(record.error)),
         (JobStatus::Queued | JobStatus::Running, _) => {
             Err(ApiError::internal("read a job that is not finished"))
         }
@@ -234,6 +272,14 @@ fn failed(error: Option<JobError>, result: Option<ExecutionResult>, limit: Durat
         | ErrorCode::PayloadTooLarge
         | ErrorCode::ExecutionError
         | ErrorCode::NotFound
-        | ErrorCode::IdempotencyConflict => ApiError::new(code, message).with_execution(result),
+        | ErrorCode::IdempotencyConflict
+        | ErrorCode::IdempotencyInProgress
+        | ErrorCode::JobFinished
+        | ErrorCode::FileNotFound
+        | ErrorCode::FileTooLarge
+        | ErrorCode::UnsafePath
+        | ErrorCode::EgressDenied
+        | ErrorCode::TransferFailed
+        | ErrorCode::DiskFull => ApiError::new(code, message).with_execution(result),
     }
 }

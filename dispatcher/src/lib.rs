@@ -2,21 +2,27 @@
 //!
 //! - [`Dispatcher`]: the one entry point roles call — `submit` a job for a session and get
 //!   back its queued record; the worker-host that owns the session does the rest.
+//! - [`cancel`]: stopping a queued or running job ([`Cancellation`]).
 //! - [`placement`]: choosing the node a new session lives on.
 //! - [`node_report`]: the figures a node reports in its heartbeat, read in one place.
 //! - [`node_watch`]: the background duty that finds dead nodes and fails their jobs.
 //! - [`error`]: [`DispatchError`], which says whether the caller should retry.
+//! - [`webhook`]: delivering finished jobs to their `callback_url` — signed, retried with
+//!   backoff, driven from the store's outbox, refused for internal addresses.
 //!
 //! The dispatcher holds no state of its own: the session → node table lives in the
 //! [`SessionRegistry`], records in the [`JobStore`], queues in the [`JobBus`]. Any number of
 //! API replicas can therefore dispatch at once.
 
+pub mod cancel;
 pub mod error;
 pub mod node_report;
 pub mod node_watch;
 pub mod placement;
 mod submit;
+pub mod webhook;
 
+pub use cancel::Cancellation;
 pub use error::DispatchError;
 pub use node_report::NodeReport;
 pub use node_watch::{NodeLoss, NodeWatchConfig};

@@ -30,7 +30,7 @@ use crate::Dispatcher;
 use crate::error::DispatchError;
 use std::collections::HashMap;
 use std::time::Duration;
-use tether_protocol::{JobError, JobEventKind, JobStatus, NodeId, UnixMillis};
+use tether_protocol::{JobError, JobStatus, NodeId, UnixMillis};
 use tether_transport::{RecordUpdate, UpdateOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -143,16 +143,9 @@ impl Dispatcher {
                 error: Some(JobError::session_lost(node)),
                 at: UnixMillis::now(),
             };
-            if let UpdateOutcome::Applied(_) = self.store.update(id, update).await? {
+            if let UpdateOutcome::Applied(record) = self.store.update(id, update).await? {
                 loss.jobs += 1;
-                let status = JobStatus::SessionLost;
-                if let Err(e) = self
-                    .store
-                    .append_event(id, JobEventKind::Status { status })
-                    .await
-                {
-                    tracing::warn!(job_id = %id, error = %e, "could not record a job's end event");
-                }
+                self.announce_terminal(&record).await;
             }
         }
         Ok(loss)

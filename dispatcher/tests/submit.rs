@@ -84,6 +84,9 @@ impl Harness {
                         files: vec![],
                     }),
                     JobKind::Release => JobResult::Release { released: true },
+                    JobKind::FilesImport(_) => JobResult::FilesImport { results: vec![] },
+                    JobKind::FilesExport(_) => JobResult::FilesExport { results: vec![] },
+                    JobKind::FilesDelete(_) => JobResult::FilesDelete { results: vec![] },
                 };
                 let finished = RecordUpdate::Finished {
                     status: JobStatus::Succeeded,

@@ -35,8 +35,26 @@ pub enum ErrorCode {
     NotFound,
     /// The same idempotency key was used with a different request.
     IdempotencyConflict,
+    /// A request with the same idempotency key is still being processed; retry shortly.
+    IdempotencyInProgress,
+    /// The job already reached a terminal status other than `cancelled`: nothing to cancel.
+    JobFinished,
     /// The job could not be decoded or processed at all.
     PoisonJob,
+    /// A file to read, export or list does not exist in the session disk.
+    FileNotFound,
+    /// A file exceeds the per-file size limit; nothing was left behind.
+    FileTooLarge,
+    /// A path leads through or to a link, FIFO, socket, device or hard-linked file, which
+    /// the host never follows or reads.
+    UnsafePath,
+    /// An outbound URL points at an address the egress policy refuses (internal, loopback,
+    /// metadata, …).
+    EgressDenied,
+    /// The remote side of a transfer failed (HTTP error status, connection, S3 error).
+    TransferFailed,
+    /// The session disk is full.
+    DiskFull,
     /// A bug or unexpected failure; details are in the server log.
     Internal,
 }
@@ -58,7 +76,15 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::NotFound => "not_found",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::IdempotencyInProgress => "idempotency_in_progress",
+            ErrorCode::JobFinished => "job_finished",
             ErrorCode::PoisonJob => "poison_job",
+            ErrorCode::FileNotFound => "file_not_found",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::UnsafePath => "unsafe_path",
+            ErrorCode::EgressDenied => "egress_denied",
+            ErrorCode::TransferFailed => "transfer_failed",
+            ErrorCode::DiskFull => "disk_full",
             ErrorCode::Internal => "internal",
         }
     }
@@ -82,6 +108,14 @@ mod tests {
             ErrorCode::ExecutionError,
             ErrorCode::SessionLost,
             ErrorCode::IdempotencyConflict,
+            ErrorCode::IdempotencyInProgress,
+            ErrorCode::JobFinished,
+            ErrorCode::FileNotFound,
+            ErrorCode::FileTooLarge,
+            ErrorCode::UnsafePath,
+            ErrorCode::EgressDenied,
+            ErrorCode::TransferFailed,
+            ErrorCode::DiskFull,
         ] {
             let v = serde_json::to_value(code).unwrap();
             assert_eq!(v, code.as_str());

@@ -80,7 +80,8 @@ pub struct FileChange {
     /// Absolute sandbox path, e.g. `/sandbox/out/chart.png`.
     pub path: String,
     pub size: u64,
-    /// `file` or `dir`.
+    /// `file` for regular files, `symlink` for links (never followed), `special` for FIFOs
+    /// and sockets. Directories are not listed: a new file already implies its directory.
     pub kind: String,
 }
 

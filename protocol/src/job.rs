@@ -2,6 +2,7 @@
 
 use crate::error::ErrorCode;
 use crate::execution::ExecutionResult;
+use crate::files::{DeleteSpec, DeletedFile, ExportSpec, ExportedFile, ImportSpec, ImportedFile};
 use crate::ids::{JobId, NodeId, UserUuid};
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,15 @@ pub enum JobKind {
     /// Destroy the session's sandbox and disk.
     #[serde(rename = "release")]
     Release,
+    /// Fetch files (URL or `s3://`) into the session disk.
+    #[serde(rename = "files.import")]
+    FilesImport(ImportSpec),
+    /// Upload files from the session disk (presigned PUT/POST or `s3://`).
+    #[serde(rename = "files.export")]
+    FilesExport(ExportSpec),
+    /// Delete files from the session disk.
+    #[serde(rename = "files.delete")]
+    FilesDelete(DeleteSpec),
 }
 
 impl JobKind {
@@ -31,6 +41,9 @@ impl JobKind {
         match self {
             JobKind::Execute(_) => "execute",
             JobKind::Release => "release",
+            JobKind::FilesImport(_) => "files.import",
+            JobKind::FilesExport(_) => "files.export",
+            JobKind::FilesDelete(_) => "files.delete",
         }
     }
 }
@@ -138,10 +151,6 @@ impl JobError {
 /// What a finished job produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "almost every result is an execution; boxing would only add an allocation"
-)]
 pub enum JobResult {
     #[serde(rename = "execute")]
     Execute(ExecutionResult),
@@ -150,6 +159,12 @@ pub enum JobResult {
         /// Whether a sandbox existed and was destroyed (false: nothing to release).
         released: bool,
     },
+    #[serde(rename = "files.import")]
+    FilesImport { results: Vec<ImportedFile> },
+    #[serde(rename = "files.export")]
+    FilesExport { results: Vec<ExportedFile> },
+    #[serde(rename = "files.delete")]
+    FilesDelete { results: Vec<DeletedFile> },
 }
 
 /// The single source of truth about a job, kept by the result store and read by every
@@ -217,5 +232,31 @@ mod tests {
         assert_eq!(v["code"], "1");
         let back: JobKind = serde_json::from_value(v).unwrap();
         assert_eq!(back, kind);
+    }
+
+    #[test]
+    fn file_job_wire_shape() {
+        let wire = serde_json::json!({
+            "type": "files.import",
+            "files": [{"download_url": "s3://bucket/a.csv", "path": "/sandbox/data", "name": "a.csv"}]
+        });
+        let kind: JobKind = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(kind.name(), "files.import");
+        assert_eq!(serde_json::to_value(&kind).unwrap(), wire);
+        let bad = serde_json::json!({
+            "type": "files.delete",
+            "files": [{"path": "/sandbox/../etc", "name": "passwd"}]
+        });
+        assert!(serde_json::from_value::<JobKind>(bad).is_err());
+
+        let result = JobResult::FilesImport {
+            results: vec![ImportedFile {
+                full_path: "/sandbox/data/a.csv".into(),
+                size: 3,
+            }],
+        };
+        let v = serde_json::to_value(&result).unwrap();
+        assert_eq!(v["type"], "files.import");
+        assert_eq!(v["results"][0]["full_path"], "/sandbox/data/a.csv");
     }
 }

@@ -83,3 +83,28 @@ pub fn watched_nodes_key(prefix: &str) -> String {
 pub fn published_key(prefix: &str, user: &UserUuid) -> String {
     format!("{prefix}published:{user}")
 }
+
+/// Store key of a session's job index (a sorted set: score = seq, member = job id).
+pub fn session_jobs_key(prefix: &str, user: &UserUuid) -> String {
+    format!("{prefix}session_jobs:{user}")
+}
+
+/// Store key of an idempotency key (the client's key, already scoped and hashed).
+pub fn idempotency_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}idem:{key}")
+}
+
+/// Store key of a job's webhook delivery.
+pub fn delivery_key(prefix: &str, id: &JobId) -> String {
+    format!("{prefix}delivery:{id}")
+}
+
+/// Store key prefix of delivery claim tokens (`{prefix}delivery_claim:{job id}`).
+pub fn delivery_claim_prefix(prefix: &str) -> String {
+    format!("{prefix}delivery_claim:")
+}
+
+/// Store key of the pending deliveries by due time (a sorted set: score = due ms).
+pub fn deliveries_due_key(prefix: &str) -> String {
+    format!("{prefix}deliveries_due")
+}

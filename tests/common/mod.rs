@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod jobs;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_api::{ApiConfig, AuthToken};
 use tether_dispatcher::Dispatcher;
+use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
 use tether_protocol::NodeId;
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
 use tether_transport::{JobBus, JobStore, SessionRegistry};
@@ -15,6 +18,8 @@ use tether_worker_host::{Engine, EngineConfig, JobLoop, JobLoopConfig};
 use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-token-0123456789";
+/// The webhook secret of every test app (Standard Webhooks form).
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A running service and a client for it.
 pub struct TestApp {
@@ -31,6 +36,18 @@ pub struct AppOptions {
     pub min_idle: usize,
     pub default_timeout: Duration,
     pub max_code_bytes: usize,
+    /// `TETHER_EGRESS_ALLOW` for callback URLs (tests' receivers run on 127.0.0.1).
+    pub egress_allow: String,
+    /// Wait after the first failed webhook attempt (then doubling, jittered).
+    pub webhook_retry_initial: Duration,
+    /// Keep-alive interval of event streams.
+    pub sse_keep_alive: Duration,
+    /// RabbitMQ + Redis (`TETHER_TEST_AMQP_URL`, `TETHER_TEST_REDIS_URL`) instead of the
+    /// in-process backends, with a separate store connection for the API, the node and
+    /// the webhook courier, as separate processes would have.
+    pub distributed: bool,
+    /// File jobs: egress allow-list, S3, limits.
+    pub files: tether_worker_host::FilesConfig,
 }
 
 impl Default for AppOptions {
@@ -40,6 +57,11 @@ impl Default for AppOptions {
             min_idle: 2,
             default_timeout: Duration::from_secs(30),
             max_code_bytes: 1024 * 1024,
+            egress_allow: String::new(),
+            webhook_retry_initial: Duration::from_millis(200),
+            sse_keep_alive: Duration::from_secs(15),
+            distributed: false,
+            files: tether_worker_host::FilesConfig::default(),
         }
     }
 }
@@ -61,26 +83,53 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     engine_config.min_idle = options.min_idle;
     engine_config.max_total = options.max_total;
     engine_config.limits.disk_mib = 64;
+    engine_config.files = options.files;
     let engine = Engine::start(engine_config, CancellationToken::new())
         .await
         .expect("Docker must be running (scripts/install-deps.sh starts it)");
 
-    let bus: Arc<dyn JobBus> = Arc::new(MemoryBus::new());
-    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
-    let registry: Arc<dyn SessionRegistry> = Arc::new(MemoryRegistry::new());
+    let backends = if options.distributed {
+        distributed_backends(suffix).await
+    } else {
+        let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+        Backends {
+            bus: Arc::new(MemoryBus::new()),
+            stores: [store.clone(), store.clone(), store],
+            registry: Arc::new(MemoryRegistry::new()),
+        }
+    };
+    let Backends {
+        bus,
+        stores: [store, node_store, courier_store],
+        registry,
+    } = backends;
     let shutdown = CancellationToken::new();
     let job_loop = JobLoop {
         engine: engine.clone(),
         bus: bus.clone(),
-        store: store.clone(),
+        store: node_store,
         registry: registry.clone(),
         config: JobLoopConfig::default(),
     };
     tokio::spawn(job_loop.run(shutdown.clone()));
 
+    let allow: AllowList = options.egress_allow.parse().expect("egress allow-list");
+    let mut webhooks = WebhookConfig::new(
+        WebhookSecret::parse(WEBHOOK_SECRET).expect("secret"),
+        allow.clone(),
+    );
+    webhooks.retry = RetrySchedule {
+        initial: options.webhook_retry_initial,
+        ..RetrySchedule::default()
+    };
+    webhooks.poll_interval = Duration::from_millis(50);
+    tokio::spawn(Courier::new(courier_store, webhooks).run(shutdown.clone()));
+
     let mut config = ApiConfig::new(AuthToken::new(TOKEN).expect("token"));
     config.default_timeout = options.default_timeout;
     config.max_code_bytes = options.max_code_bytes;
+    config.egress_allow = allow;
+    config.sse_keep_alive = options.sse_keep_alive;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -101,6 +150,44 @@ pub async fn spawn_app(name: &str, options: AppOptions) -> TestApp {
     };
     app.wait_ready().await;
     app
+}
+
+/// The bus, the store as the API, the node and the courier see it, and the registry.
+struct Backends {
+    bus: Arc<dyn JobBus>,
+    stores: [Arc<dyn JobStore>; 3],
+    registry: Arc<dyn SessionRegistry>,
+}
+
+/// RabbitMQ and Redis under a prefix of this app's own.
+async fn distributed_backends(suffix: &str) -> Backends {
+    use tether_transport::amqp::{AmqpBus, AmqpConfig};
+    use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
+    let amqp_url = std::env::var("TETHER_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let redis_url =
+        std::env::var("TETHER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut amqp = AmqpConfig::new(&amqp_url);
+    amqp.prefix = format!("t{suffix}.");
+    let bus = AmqpBus::connect(amqp)
+        .await
+        .unwrap_or_else(|e| panic!("RabbitMQ is not reachable at {amqp_url}: {e}"));
+    let mut redis = RedisConfig::new(&redis_url);
+    redis.prefix = format!("t{suffix}:");
+    let pool = || {
+        let pool = RedisPool::new(redis.clone()).expect("Redis URL");
+        Arc::new(RedisStore::new(pool)) as Arc<dyn JobStore>
+    };
+    let registry_pool = RedisPool::new(redis.clone()).expect("Redis URL");
+    registry_pool
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("Redis is not reachable at {redis_url}: {e}"));
+    Backends {
+        bus: Arc::new(bus),
+        stores: [pool(), pool(), pool()],
+        registry: Arc::new(RedisRegistry::new(registry_pool)),
+    }
 }
 
 impl TestApp {

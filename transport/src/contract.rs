@@ -4,6 +4,12 @@
 //! contract. The in-memory implementations run them in this crate's tests; the
 //! RabbitMQ/Redis implementations run the very same functions against real servers.
 
+mod outbox;
+mod session_index;
+
+pub use outbox::{store_outbox_claims_are_exclusive, store_webhook_outbox};
+pub use session_index::{store_idempotency_keys, store_lists_session_jobs};
+
 use crate::bus::JobBus;
 use crate::registry::{Candidate, NodeInfo, SessionRegistry};
 use crate::store::{JobStore, RecordUpdate, UpdateOutcome};

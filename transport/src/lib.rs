@@ -4,6 +4,7 @@
 //!   with explicit acknowledgement.
 //! - [`store`]: the [`JobStore`] contract — job records with forward-only status transitions,
 //!   per-job event logs, waiting for completion.
+//! - [`outbox`]: the webhook deliveries the store queues and delivery loops claim.
 //! - [`registry`]: the [`SessionRegistry`] contract — live nodes and the session → node table.
 //! - [`memory`]: in-process implementations used by `tether serve` and unit tests.
 //! - [`amqp`]: the bus over RabbitMQ; [`redis`]: the store and registry over Redis.
@@ -18,11 +19,13 @@ pub mod bus;
 )]
 pub mod contract;
 pub mod memory;
+pub mod outbox;
 pub mod redis;
 pub mod registry;
 mod secret_url;
 pub mod store;
 
 pub use bus::{BusError, Delivery, JobBus, Poison};
+pub use outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 pub use registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
-pub use store::{JobStore, RecordUpdate, StoreError, UpdateOutcome};
+pub use store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};

@@ -1,10 +1,13 @@
-//! The result store: job records, their forward-only status, and their event logs.
+//! The result store: job records, their forward-only status, their event logs, the
+//! per-session job index, idempotency keys and the webhook outbox.
 
+use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tether_protocol::{
-    JobError, JobEvent, JobEventKind, JobId, JobRecord, JobResult, JobStatus, NodeId, UnixMillis,
-    UserUuid,
+    DeliveryAttempt, JobError, JobEvent, JobEventKind, JobId, JobRecord, JobResult, JobStatus,
+    NodeId, UnixMillis, UserUuid, WebhookDelivery,
 };
 
 /// Where the store's node index files a record: the node of a non-terminal record.
@@ -128,12 +131,25 @@ pub enum UpdateOutcome {
     Missing,
 }
 
+/// What an idempotency key stands for: the job it created, and a fingerprint of the
+/// request that created it (a retry must send the same request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyEntry {
+    pub job_id: JobId,
+    pub fingerprint: String,
+}
+
 /// Job records with forward-only transitions, per-job event logs and completion waits.
 /// Waiters always re-read the record, so a lost wake-up costs latency, never a result.
 ///
-/// The store also indexes non-terminal records by the node their record names
-/// (`node_id`): `insert` and `update` keep that index, [`JobStore::active_jobs_on`] reads
-/// it, so that the jobs of a dead node can be found and failed.
+/// Duties that happen inside other calls, so that no caller can forget them:
+/// - `insert` adds the job to its session's index (read by [`JobStore::session_jobs`]);
+/// - a record that becomes terminal (by `update`, or inserted terminal) and has a
+///   `callback_url` gets a [`WebhookDelivery`] queued, due at once, atomically with the
+///   change: a webhook is never lost between the two;
+/// - `insert` and `update` file every non-terminal record under the node it names
+///   (`node_id`), read by [`JobStore::active_jobs_on`], so that the jobs of a dead node
+///   can be found and failed.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Store a new record. Fails with [`StoreError::Duplicate`] if the id exists.
@@ -169,6 +185,56 @@ pub trait JobStore: Send + Sync + 'static {
         after: u64,
         timeout: Duration,
     ) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// The session's jobs with `seq > after_seq`, in `seq` order, at most `limit`.
+    /// Expired records are skipped.
+    async fn session_jobs(
+        &self,
+        user: UserUuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Bind an idempotency key to `entry` for `ttl`, unless the key is bound already.
+    /// Returns `None` when this call bound it, else the existing entry (atomic: of two
+    /// concurrent callers exactly one gets `None`).
+    async fn remember_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+        ttl: Duration,
+    ) -> Result<Option<IdempotencyEntry>, StoreError>;
+
+    /// Unbind the key if it is still bound to `entry` (the job it promised was refused).
+    async fn forget_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> Result<(), StoreError>;
+
+    /// The webhook delivery of a job, if it has one.
+    async fn delivery(&self, job: JobId) -> Result<Option<WebhookDelivery>, StoreError>;
+
+    /// Claim up to `limit` pending deliveries due at `now`, oldest due first. Each is held
+    /// for `lease`: no other claim gets it until the lease runs out or an attempt is
+    /// recorded.
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixMillis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Record an attempt made under `claim` and what comes next (see
+    /// [`crate::outbox::apply_attempt`]); ends the claim. Returns the updated delivery, or
+    /// `None` if the claim is no longer current (its lease ran out and another loop took
+    /// the delivery), in which case nothing is written.
+    async fn record_attempt(
+        &self,
+        claim: &DeliveryClaim,
+        attempt: DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<Option<WebhookDelivery>, StoreError>;
 
     // --- Distributed mode: node loss and cross-replica ordering ---
 

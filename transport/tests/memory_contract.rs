@@ -11,6 +11,10 @@ async fn store_contract() {
     contract::store_wait_wakes_on_finish(store.clone()).await;
     contract::store_events_resume(store.clone()).await;
     contract::store_seq_per_session(store.as_ref()).await;
+    contract::store_lists_session_jobs(store.as_ref()).await;
+    contract::store_idempotency_keys(store.clone()).await;
+    contract::store_webhook_outbox(store.as_ref()).await;
+    contract::store_outbox_claims_are_exclusive(store.clone()).await;
     contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
     contract::store_undelivered_only_ends_queued_jobs(store.as_ref()).await;
     contract::store_publish_turns_follow_seq(store.clone()).await;

@@ -53,7 +53,19 @@ pub async fn run_cell(
     control: CellControl,
 ) -> Result<CellReport, SandboxError> {
     let started = Instant::now();
-    let deadline = started + control.timeout;
+    // A kernel that has been quiet for a while may have died in between (killed from
+    // outside, host trouble): check before sending the code, so the code is not lost.
+    let mut revived = None;
+    if sandbox.kernel.quiet_for() > config.idle_check_after
+        && !sandbox.kernel.alive(Duration::from_secs(1)).await
+    {
+        tracing::warn!(slot = %sandbox.slot, "kernel died while idle; restarting before this run");
+        if sandbox.restart_kernel(runtime, config).await.is_err() {
+            sandbox.recycle(runtime, config).await?;
+        }
+        revived = Some("The kernel had stopped while the session was idle and was restarted before this run; earlier session state was lost (files in /sandbox were kept).".to_owned());
+    }
+    let deadline = Instant::now() + control.timeout;
     let sink = control.sink.as_ref();
     sandbox.kernel.drain_stale();
 
@@ -79,7 +91,12 @@ pub async fn run_cell(
             } else {
                 Outcome::Ok
             };
-            return Ok(report(c, outcome, started, None, Cause::Finished));
+            let mut done = report(c, outcome, started, revived.clone(), Cause::Finished);
+            if revived.is_some() {
+                done.result.state_preserved = false;
+                done.result.session_restarted = true;
+            }
+            return Ok(done);
         }
         ExecEnd::DeadlinePassed(c) => (c, Cause::Timeout),
         ExecEnd::KernelLost(c) => (c, Cause::KernelDied),

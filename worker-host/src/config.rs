@@ -1,5 +1,6 @@
 //! The engine's settings. Built by the `tether` binary from flags/env; tests build it directly.
 
+use crate::files::FilesConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 use tether_protocol::NodeId;
@@ -57,6 +58,14 @@ pub struct EngineConfig {
     pub idle_ttl: Duration,
     /// How long a new sandbox may take to become ready.
     pub start_timeout: Duration,
+    /// File jobs, direct transfer and the per-run manifest.
+    pub files: FilesConfig,
+    /// A kernel quiet for longer than this gets a heartbeat check before its next cell,
+    /// so code sent to a kernel that died while idle is not lost.
+    pub idle_check_after: Duration,
+    /// Sandboxes started at once; more wait their turn (a burst of starts on few cores
+    /// otherwise slows every one of them down).
+    pub max_concurrent_starts: usize,
 }
 
 impl EngineConfig {
@@ -73,6 +82,9 @@ impl EngineConfig {
             interrupt_grace: Duration::from_millis(1500),
             idle_ttl: Duration::from_secs(3600),
             start_timeout: Duration::from_secs(30),
+            files: FilesConfig::default(),
+            idle_check_after: Duration::from_secs(10),
+            max_concurrent_starts: 3,
         }
     }
 

@@ -5,14 +5,19 @@
 use crate::cell::{CellControl, CellReport};
 use crate::config::EngineConfig;
 use crate::container::{ContainerError, ContainerRuntime};
+use crate::files::ops::{BodyChunk, FileDownload, FileOp};
+use crate::files::{FileFailure, Transfers};
 use crate::janitor;
 use crate::pool::{Pool, PoolCounts};
-use crate::session::{self, Command, SessionHandle, StartGate};
+use crate::session::{self, Command, SessionHandle, StartGate, fail};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tether_protocol::{Output, UnixMillis, UserUuid};
+use tether_protocol::files::{DeletedFile, ExportedFile, ImportedFile};
+use tether_protocol::{
+    DeleteSpec, DirListing, ExportSpec, ImportSpec, Output, SandboxPath, UnixMillis, UserUuid,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +36,9 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("worker-host is shutting down")]
     ShuttingDown,
+    /// A file operation failed (the failure names the entry and carries its code).
+    #[error(transparent)]
+    Files(#[from] FileFailure),
 }
 
 /// What the engine reports about itself.
@@ -52,6 +60,8 @@ pub struct Shared {
     pub runtime: ContainerRuntime,
     pub pool: Pool,
     pub shutdown: CancellationToken,
+    /// File transfers: egress, S3 client, limits.
+    pub files: Transfers,
     sessions: Mutex<HashMap<UserUuid, SessionHandle>>,
     generations: AtomicU64,
     /// Told about every session the idle reaper released (see [`Engine::reaped`]).
@@ -102,30 +112,19 @@ impl Shared {
     }
 }
 
-fn fail(command: Command, error: EngineError) {
-    match command {
-        Command::Execute { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Command::Release { reply } => {
-            let _ = reply.send(false);
-        }
-    }
-}
-
 /// The sandbox engine of one worker-host node. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
 }
 
-/// A submitted execution, to be awaited.
+/// A submitted command, to be awaited.
 #[derive(Debug)]
-pub struct Pending(oneshot::Receiver<Result<CellReport, EngineError>>);
+pub struct Pending<T = CellReport>(oneshot::Receiver<Result<T, EngineError>>);
 
-impl Pending {
-    /// Wait for the cell's report.
-    pub async fn report(self) -> Result<CellReport, EngineError> {
+impl<T> Pending<T> {
+    /// Wait for the outcome.
+    pub async fn report(self) -> Result<T, EngineError> {
         self.0.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
 }
@@ -159,6 +158,7 @@ impl Engine {
         let pool = Pool::new(runtime.clone(), config.clone());
         tokio::spawn(pool.clone().replenish(shutdown.clone()));
         let shared = Arc::new(Shared {
+            files: Transfers::new(config.files.clone()),
             config,
             runtime,
             pool,
@@ -209,6 +209,123 @@ impl Engine {
         timeout: Duration,
     ) -> Result<CellReport, EngineError> {
         self.submit(user, code.to_owned(), timeout, ExecuteOptions::default())
+            .report()
+            .await
+    }
+
+    fn submit_files<T>(
+        &self,
+        user: UserUuid,
+        gate: Option<StartGate>,
+        op: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> FileOp,
+    ) -> Pending<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(
+            user,
+            Command::Files {
+                op: op(reply),
+                gate,
+            },
+        );
+        Pending(rx)
+    }
+
+    /// Queue a `files.import` for `user`'s session: every file lands, or none does.
+    pub fn submit_import(
+        &self,
+        user: UserUuid,
+        spec: ImportSpec,
+        gate: Option<StartGate>,
+    ) -> Pending<Vec<ImportedFile>> {
+        self.submit_files(user, gate, |reply| FileOp::Import { spec, reply })
+    }
+
+    /// Queue a `files.export` for `user`'s session.
+    pub fn submit_export(
+        &self,
+        user: UserUuid,
+        spec: ExportSpec,
+        gate: Option<StartGate>,
+    ) -> Pending<Vec<ExportedFile>> {
+        self.submit_files(user, gate, |reply| FileOp::Export { spec, reply })
+    }
+
+    /// Queue a `files.delete` for `user`'s session.
+    pub fn submit_delete(
+        &self,
+        user: UserUuid,
+        spec: DeleteSpec,
+        gate: Option<StartGate>,
+    ) -> Pending<Vec<DeletedFile>> {
+        self.submit_files(user, gate, |reply| FileOp::Delete { spec, reply })
+    }
+
+    /// Import files into `user`'s session and wait.
+    pub async fn import_files(
+        &self,
+        user: UserUuid,
+        spec: ImportSpec,
+    ) -> Result<Vec<ImportedFile>, EngineError> {
+        self.submit_import(user, spec, None).report().await
+    }
+
+    /// Export files from `user`'s session and wait.
+    pub async fn export_files(
+        &self,
+        user: UserUuid,
+        spec: ExportSpec,
+    ) -> Result<Vec<ExportedFile>, EngineError> {
+        self.submit_export(user, spec, None).report().await
+    }
+
+    /// Delete files from `user`'s session and wait.
+    pub async fn delete_files(
+        &self,
+        user: UserUuid,
+        spec: DeleteSpec,
+    ) -> Result<Vec<DeletedFile>, EngineError> {
+        self.submit_delete(user, spec, None).report().await
+    }
+
+    /// Write `path` in `user`'s session from `body` (direct upload), in queue order. The
+    /// caller forwards chunks as they arrive and sends [`BodyChunk::End`] last; a bounded
+    /// channel keeps memory flat whatever the size. `announced` is the client's
+    /// `Content-Length`, refused up front when above the limit.
+    pub async fn write_file(
+        &self,
+        user: UserUuid,
+        path: SandboxPath,
+        announced: Option<u64>,
+        body: mpsc::Receiver<BodyChunk>,
+    ) -> Result<ImportedFile, EngineError> {
+        self.submit_files(user, None, |reply| FileOp::Write {
+            path,
+            announced,
+            body,
+            reply,
+        })
+        .report()
+        .await
+    }
+
+    /// Open `path` in `user`'s session for a direct download (size known up front).
+    pub async fn read_file(
+        &self,
+        user: UserUuid,
+        path: SandboxPath,
+    ) -> Result<FileDownload, EngineError> {
+        self.submit_files(user, None, |reply| FileOp::Read { path, reply })
+            .report()
+            .await
+    }
+
+    /// List the directory `path` in `user`'s session.
+    pub async fn list_dir(
+        &self,
+        user: UserUuid,
+        path: SandboxPath,
+    ) -> Result<DirListing, EngineError> {
+        self.submit_files(user, None, |reply| FileOp::List { path, reply })
             .report()
             .await
     }

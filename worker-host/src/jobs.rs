@@ -3,7 +3,7 @@
 //! Also heartbeats the node into the registry so placement can see it.
 
 use crate::cell::{Cause, CellReport};
-use crate::engine::{Engine, EngineError, ExecuteOptions};
+use crate::engine::{Engine, EngineError, ExecuteOptions, Pending};
 use crate::rejoin;
 use futures::FutureExt;
 use std::sync::Arc;
@@ -194,6 +194,27 @@ impl JobLoop {
                     settle.ack().await;
                 });
             }
+            JobKind::FilesImport(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_import(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesImport { results }
+                });
+            }
+            JobKind::FilesExport(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_export(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesExport { results }
+                });
+            }
+            JobKind::FilesDelete(spec) => {
+                let (gate, cancel) = this.gate(job.id);
+                let pending = self.engine.submit_delete(job.user_uuid, spec, Some(gate));
+                this.finish_files_later(job, pending, cancel, settle, |results| {
+                    JobResult::FilesDelete { results }
+                });
+            }
             JobKind::Release => {
                 tokio::spawn(async move {
                     // A redelivered release whose first delivery already started (or a
@@ -219,6 +240,72 @@ impl JobLoop {
                     settle.ack().await;
                 });
             }
+        }
+    }
+
+    /// A start gate for job `id` and the token that stops its cancel watch.
+    fn gate(&self, id: JobId) -> (crate::session::StartGate, CancellationToken) {
+        let cancel = CancellationToken::new();
+        let this = self.clone();
+        let token = cancel.clone();
+        (Box::new(move || this.start(id, token).boxed()), cancel)
+    }
+
+    /// Wait for a file job, store its result (or typed error), then acknowledge.
+    fn finish_files_later<T: Send + 'static>(
+        self,
+        job: Job,
+        pending: Pending<T>,
+        cancel: CancellationToken,
+        settle: Box<dyn tether_transport::bus::Settle>,
+        result: impl FnOnce(T) -> JobResult + Send + 'static,
+    ) {
+        tokio::spawn(async move {
+            let outcome = pending.report().await;
+            cancel.cancel();
+            match outcome {
+                Ok(value) => {
+                    self.finish(job.id, JobStatus::Succeeded, Some(result(value)), None)
+                        .await;
+                }
+                Err(EngineError::Skipped) => {}
+                Err(e) => {
+                    let error = self.engine_error(&job, e).await;
+                    self.finish(job.id, JobStatus::Failed, None, Some(error))
+                        .await;
+                }
+            }
+            settle.ack().await;
+        });
+    }
+
+    /// The job error for an engine failure (and the side effects some failures need).
+    async fn engine_error(&self, job: &Job, error: EngineError) -> JobError {
+        match error {
+            EngineError::NoCapacity(n) => {
+                let _ = self
+                    .registry
+                    .unbind_session(job.user_uuid, &self.node())
+                    .await;
+                JobError {
+                    code: ErrorCode::NoCapacity,
+                    message: format!(
+                        "No sandbox is free: all {n} slots on this node are in use. Retry later."
+                    ),
+                }
+            }
+            EngineError::SandboxUnavailable(detail) => JobError {
+                code: ErrorCode::SandboxUnavailable,
+                message: format!("The sandbox could not be reached and was reset: {detail}"),
+            },
+            EngineError::ShuttingDown | EngineError::Skipped => JobError {
+                code: ErrorCode::Unavailable,
+                message: "The worker-host is shutting down; retry the job.".into(),
+            },
+            EngineError::Files(failure) => JobError {
+                code: failure.error.code(),
+                message: failure.to_string(),
+            },
         }
     }
 
@@ -312,37 +399,10 @@ impl JobLoop {
                 classify(report)
             }
             Err(EngineError::Skipped) => return,
-            Err(EngineError::NoCapacity(n)) => {
-                let _ = self
-                    .registry
-                    .unbind_session(job.user_uuid, &self.node())
-                    .await;
-                (
-                    JobStatus::Failed,
-                    None,
-                    Some(JobError {
-                        code: ErrorCode::NoCapacity,
-                        message: format!(
-                            "No sandbox is free: all {n} slots on this node are in use. Retry later."
-                        ),
-                    }),
-                )
-            }
-            Err(EngineError::SandboxUnavailable(detail)) => (
+            Err(e) => (
                 JobStatus::Failed,
                 None,
-                Some(JobError {
-                    code: ErrorCode::SandboxUnavailable,
-                    message: format!("The sandbox could not be reached and was reset: {detail}"),
-                }),
-            ),
-            Err(EngineError::ShuttingDown) => (
-                JobStatus::Failed,
-                None,
-                Some(JobError {
-                    code: ErrorCode::Unavailable,
-                    message: "The worker-host is shutting down; retry the job.".into(),
-                }),
+                Some(self.engine_error(job, e).await),
             ),
         };
         self.finish(job.id, status, result, error).await;

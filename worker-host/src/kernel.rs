@@ -101,6 +101,8 @@ pub struct KernelClient {
     shell_rx: mpsc::UnboundedReceiver<JupyterMessage>,
     endpoints: KernelEndpoints,
     readers: Vec<JoinHandle<()>>,
+    /// When the kernel last proved alive (ready, or finished a request).
+    last_seen: Instant,
 }
 
 impl std::fmt::Debug for KernelClient {
@@ -157,6 +159,7 @@ impl KernelClient {
             shell_rx,
             endpoints: endpoints.clone(),
             readers,
+            last_seen: Instant::now(),
         };
         client.wait_ready(deadline).await?;
         Ok(client)
@@ -258,6 +261,7 @@ impl KernelClient {
         heartbeat.tick().await;
         loop {
             if out.idle && out.replied {
+                self.last_seen = Instant::now();
                 return ExecEnd::Completed(out.finish());
             }
             tokio::select! {
@@ -315,6 +319,11 @@ impl KernelClient {
             hb.single_heartbeat().await
         };
         matches!(timeout(within, probe).await, Ok(Ok(())))
+    }
+
+    /// How long ago the kernel last proved alive.
+    pub fn quiet_for(&self) -> Duration {
+        self.last_seen.elapsed()
     }
 
     /// The endpoints this client is connected to.

@@ -8,6 +8,7 @@
 //! - [`pool`] — the warm pool of ready sandboxes under a hard cap.
 //! - [`sandbox`] — one container + kernel + disk.
 //! - [`container`] — Docker (bollard) with the hardened container profile.
+//! - [`files`] — file jobs, direct transfer and the per-run manifest, safely beneath the disk root.
 //! - [`session_disk`] — per-session loop-mounted ext4 disks (the quota).
 //! - [`janitor`] — removing what a crashed predecessor left behind.
 //! - [`jobs`] — the node's job loop — consume the bus, run jobs, store results.
@@ -18,6 +19,7 @@ pub mod cell;
 pub mod config;
 pub mod container;
 pub mod engine;
+pub mod files;
 pub mod janitor;
 pub mod jobs;
 pub mod kernel;
@@ -30,5 +32,6 @@ pub mod session_disk;
 
 pub use cell::{Cause, CellReport};
 pub use config::{EngineConfig, SandboxLimits};
-pub use engine::{Engine, EngineError, EngineStatus, ExecuteOptions};
+pub use engine::{Engine, EngineError, EngineStatus, ExecuteOptions, Pending};
+pub use files::{BodyChunk, FileDownload, FileError, FileFailure, FilesConfig};
 pub use jobs::{JobLoop, JobLoopConfig};

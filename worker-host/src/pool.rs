@@ -43,6 +43,8 @@ struct Inner {
     wake: Notify,
     /// Wakes acquirers waiting for a warming sandbox.
     turned_idle: Notify,
+    /// Bounds concurrent sandbox starts.
+    starts: tokio::sync::Semaphore,
 }
 
 /// Counts for status reporting.
@@ -55,6 +57,7 @@ pub struct PoolCounts {
 
 impl Pool {
     pub fn new(runtime: ContainerRuntime, config: EngineConfig) -> Self {
+        let starts = config.max_concurrent_starts.max(1);
         Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -65,6 +68,7 @@ impl Pool {
                 initialised: AtomicBool::new(false),
                 wake: Notify::new(),
                 turned_idle: Notify::new(),
+                starts: tokio::sync::Semaphore::new(starts),
             }),
         }
     }
@@ -95,13 +99,21 @@ impl Pool {
                 return Err(AcquireError::NoCapacity(self.inner.config.max_total));
             }
         }
-        match Sandbox::create(&self.inner.runtime, &self.inner.config).await {
+        match self.create().await {
             Ok(sandbox) => Ok(sandbox),
             Err(e) => {
                 self.inner.total.fetch_sub(1, Ordering::SeqCst);
                 Err(e.into())
             }
         }
+    }
+
+    /// Start one sandbox, at most `max_concurrent_starts` at a time: on a small machine a
+    /// burst of simultaneous container starts makes every one of them slow, so queueing
+    /// them lets the first sessions get their sandbox in seconds instead of all waiting.
+    async fn create(&self) -> Result<Sandbox, SandboxError> {
+        let _permit = self.inner.starts.acquire().await;
+        Sandbox::create(&self.inner.runtime, &self.inner.config).await
     }
 
     /// Destroy a sandbox that is no longer needed and free its slot.
@@ -159,7 +171,7 @@ impl Pool {
                 self.inner.warming.fetch_add(1, Ordering::SeqCst);
                 let pool = self.clone();
                 starts.push(tokio::spawn(async move {
-                    let made = Sandbox::create(&pool.inner.runtime, &pool.inner.config).await;
+                    let made = pool.create().await;
                     let ok = match made {
                         Ok(sandbox) => {
                             pool.idle().push_back(sandbox);

@@ -3,6 +3,8 @@
 
 use crate::cell::{CellControl, CellReport, run_cell};
 use crate::engine::{EngineError, Shared};
+use crate::files::manifest::{ManifestLimits, Snapshot, changes, snapshot};
+use crate::files::{DiskRoot, FileOp};
 use crate::pool::AcquireError;
 use crate::sandbox::Sandbox;
 use futures::future::BoxFuture;
@@ -24,14 +26,41 @@ pub enum Command {
         gate: Option<StartGate>,
         reply: oneshot::Sender<Result<CellReport, EngineError>>,
     },
+    /// A file operation against the session disk (job or direct transfer).
+    Files { op: FileOp, gate: Option<StartGate> },
     /// Destroy the sandbox and its disk. Replies whether a sandbox existed.
     Release { reply: oneshot::Sender<bool> },
+}
+
+/// Answer a command without running it.
+pub fn fail(command: Command, error: EngineError) {
+    match command {
+        Command::Execute { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Files { op, .. } => op.fail(error),
+        Command::Release { reply } => {
+            let _ = reply.send(false);
+        }
+    }
+}
+
+/// Walk the disk on a blocking thread (an unreadable disk yields an empty, truncated
+/// snapshot: the manifest is then incomplete, never wrong about what it lists).
+async fn take_snapshot(mount_point: &std::path::Path, limits: ManifestLimits) -> Snapshot {
+    let Ok(root) = DiskRoot::open(mount_point) else {
+        return Snapshot::incomplete();
+    };
+    tokio::task::spawn_blocking(move || snapshot(&root, limits))
+        .await
+        .unwrap_or_else(|_| Snapshot::incomplete())
 }
 
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Execute { .. } => f.write_str("Execute"),
+            Command::Files { op, .. } => write!(f, "Files({})", op.name()),
             Command::Release { .. } => f.write_str("Release"),
         }
     }
@@ -90,6 +119,11 @@ impl SessionTask {
     async fn run(mut self) {
         let span = tracing::info_span!("session", user_uuid = %self.user, node_id = %self.shared.config.node_id);
         let mut sandbox: Option<Sandbox> = None;
+        // The disk as the last run left it: the manifest baseline of the next run.
+        let mut baseline: Option<Snapshot> = None;
+        // A sandbox was attached and no execution has reported it yet: the next one is
+        // the first to run in it (file jobs do not report it).
+        let mut fresh = false;
         let shutdown = self.shared.shutdown.clone();
         loop {
             let command = tokio::select! {
@@ -98,44 +132,64 @@ impl SessionTask {
             };
             let Some(command) = command else { break };
             self.busy.store(true, Ordering::SeqCst);
+            let mut command = command;
+            let gate = match &mut command {
+                Command::Release { .. } => {
+                    let existed = sandbox.is_some();
+                    self.end(sandbox.take()).await;
+                    if let Command::Release { reply } = command {
+                        let _ = reply.send(existed);
+                    }
+                    return;
+                }
+                Command::Execute { gate, .. } | Command::Files { gate, .. } => gate.take(),
+            };
+            if let Some(gate) = gate
+                && !gate().await
+            {
+                fail(command, EngineError::Skipped);
+                self.touch();
+                continue;
+            }
+            if sandbox.is_none() {
+                match self.shared.pool.acquire().await {
+                    Ok(s) => {
+                        tracing::info!(parent: &span, slot = %s.slot, "sandbox attached");
+                        sandbox = Some(s);
+                        fresh = true;
+                        self.attached.store(true, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        fail(
+                            command,
+                            match e {
+                                AcquireError::NoCapacity(n) => EngineError::NoCapacity(n),
+                                AcquireError::Start(e) => {
+                                    EngineError::SandboxUnavailable(e.to_string())
+                                }
+                            },
+                        );
+                        // Nothing was created: end this session; queued commands move
+                        // to a fresh one.
+                        self.end(None).await;
+                        return;
+                    }
+                }
+            }
+            let Some(active) = sandbox.as_mut() else {
+                continue;
+            };
             match command {
                 Command::Execute {
                     code,
                     control,
-                    gate,
                     reply,
+                    ..
                 } => {
-                    if let Some(gate) = gate
-                        && !gate().await
-                    {
-                        let _ = reply.send(Err(EngineError::Skipped));
-                        self.touch();
-                        continue;
-                    }
-                    let fresh = sandbox.is_none();
-                    if fresh {
-                        match self.shared.pool.acquire().await {
-                            Ok(s) => {
-                                tracing::info!(parent: &span, slot = %s.slot, "sandbox attached");
-                                sandbox = Some(s);
-                                self.attached.store(true, Ordering::SeqCst);
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(match e {
-                                    AcquireError::NoCapacity(n) => EngineError::NoCapacity(n),
-                                    AcquireError::Start(e) => {
-                                        EngineError::SandboxUnavailable(e.to_string())
-                                    }
-                                }));
-                                // Nothing was created: end this session; queued commands
-                                // move to a fresh one.
-                                self.end(None).await;
-                                return;
-                            }
-                        }
-                    }
-                    let Some(active) = sandbox.as_mut() else {
-                        continue;
+                    let manifest = self.shared.config.files.manifest;
+                    let before = match baseline.take() {
+                        Some(snap) => snap,
+                        None => take_snapshot(active.disk_root(), manifest).await,
                     };
                     let result = run_cell(
                         active,
@@ -148,7 +202,14 @@ impl SessionTask {
                     .await;
                     match result {
                         Ok(mut report) => {
-                            report.fresh_sandbox = fresh;
+                            report.fresh_sandbox = std::mem::take(&mut fresh);
+                            let after = take_snapshot(active.disk_root(), manifest).await;
+                            let (files, truncated) = changes(&before, &after, manifest);
+                            if truncated {
+                                tracing::warn!(parent: &span, "the disk has too many entries for a complete file manifest");
+                            }
+                            report.result.files = files;
+                            baseline = Some(after);
                             let _ = reply.send(Ok(report));
                         }
                         Err(e) => {
@@ -159,12 +220,16 @@ impl SessionTask {
                         }
                     }
                 }
-                Command::Release { reply } => {
-                    let existed = sandbox.is_some();
-                    self.end(sandbox.take()).await;
-                    let _ = reply.send(existed);
-                    return;
+                Command::Files { op, .. } => {
+                    if op.mutates() {
+                        baseline = None;
+                    }
+                    let name = op.name();
+                    op.run(active.disk_root(), &self.shared.files)
+                        .instrument(tracing::info_span!(parent: &span, "files", op = name))
+                        .await;
                 }
+                Command::Release { .. } => {}
             }
             self.touch();
         }

@@ -188,3 +188,43 @@ fn free_bytes(path: &str) -> u64 {
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_killed_while_idle_is_revived_before_the_next_cell() {
+    let mut cfg = config("idle-death");
+    cfg.idle_check_after = Duration::ZERO;
+    let t = TestEngine::start(cfg).await;
+    let u = UserUuid::random();
+    let r = t
+        .engine
+        .execute(u, "import os\nprint(os.getpid())\nlost = 1", T)
+        .await
+        .unwrap();
+    let pid = r.result.stdout.trim().to_owned();
+    // Kill the kernel process from outside the session (as an OOM or crash would).
+    let containers = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=org.tether.node={}", t.engine.config().node_id),
+        ])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&containers.stdout).lines() {
+        let _ = std::process::Command::new("docker")
+            .args(["exec", id, "kill", "-9", &pid])
+            .output();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = t
+        .engine
+        .execute(u, "print('ran'); print('lost' in globals())", T)
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(r.stdout, "ran\nFalse\n", "{r:?}");
+    assert!(!r.state_preserved);
+    assert!(r.session_restarted);
+    t.stop().await;
+}

@@ -202,6 +202,16 @@ fn answer(job: &Job) -> Option<RecordUpdate> {
                 None,
             ));
         }
+        JobKind::FilesImport(_) | JobKind::FilesExport(_) | JobKind::FilesDelete(_) => {
+            return Some(finished(
+                JobStatus::Failed,
+                None,
+                Some(JobError {
+                    code: ErrorCode::InvalidRequest,
+                    message: "the fake worker moves no files".into(),
+                }),
+            ));
+        }
     };
     let execute = |r: ExecutionResult| Some(JobResult::Execute(r));
     let job_error = |code, message: &str| {

@@ -2,6 +2,7 @@
 //! process, no broker) and for unit tests. Same contracts as the RabbitMQ/Redis versions.
 
 mod bus;
+mod outbox;
 mod registry;
 mod store;
 

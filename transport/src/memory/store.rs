@@ -1,11 +1,19 @@
-//! Job records in a map, with per-job wake-ups.
+//! Job records in a map, with per-job wake-ups; the session index, idempotency keys and
+//! the webhook outbox beside them.
 
-use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node};
+use super::outbox::Outbox;
+use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
+use crate::store::{
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+};
 use async_trait::async_trait;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, NodeId, UserUuid};
+use tether_protocol::{
+    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, NodeId, UnixMillis, UserUuid,
+    WebhookDelivery,
+};
 use tokio::sync::Notify;
 
 /// Records kept in process memory. Terminal records are dropped after `ttl`.
@@ -18,6 +26,12 @@ pub struct MemoryStore {
 struct Inner {
     jobs: Mutex<HashMap<JobId, Entry>>,
     seqs: Mutex<HashMap<UserUuid, u64>>,
+    /// Each session's jobs by seq. Locked after `jobs` when both are needed.
+    sessions: Mutex<HashMap<UserUuid, BTreeMap<u64, JobId>>>,
+    /// Idempotency keys and when they expire.
+    idempotency: Mutex<HashMap<String, (IdempotencyEntry, Instant)>>,
+    /// Webhook deliveries. Locked after `jobs` when both are needed.
+    outbox: Mutex<Outbox>,
     /// Per session, the highest seq whose publish attempt is over.
     published: Mutex<HashMap<UserUuid, u64>>,
     /// Woken whenever a publish turn ends.
@@ -48,6 +62,9 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 seqs: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+                idempotency: Mutex::new(HashMap::new()),
+                outbox: Mutex::new(Outbox::default()),
                 published: Mutex::new(HashMap::new()),
                 turn_ended: Notify::new(),
                 ttl,
@@ -55,32 +72,61 @@ impl MemoryStore {
         }
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Entry>> {
-        self.inner
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
+        lock(&self.inner.jobs)
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.inner.outbox)
+    }
+
+    /// Queue the webhook of a record that just became terminal, if it asks for one.
+    fn enqueue_webhook(&self, record: &JobRecord) {
+        if let Some(url) = &record.job.callback_url
+            && record.status.is_terminal()
+        {
+            self.outbox().enqueue(record.job.id, url, UnixMillis::now());
+        }
     }
 
     fn published(&self, user: UserUuid) -> u64 {
-        self.inner
-            .published
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&user)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.inner.published).get(&user).copied().unwrap_or(0)
     }
 
     fn notifier(&self, id: JobId) -> Option<Arc<Notify>> {
         self.jobs().get(&id).map(|e| e.changed.clone())
     }
 
-    /// Drop terminal records older than the TTL.
+    /// Drop terminal records older than the TTL, with their index entries and deliveries,
+    /// and idempotency keys past their time.
     fn expire(&self, jobs: &mut HashMap<JobId, Entry>) {
         let ttl = self.inner.ttl;
-        jobs.retain(|_, e| e.finished.is_none_or(|at| at.elapsed() < ttl));
+        let mut gone = Vec::new();
+        jobs.retain(|_, e| {
+            let keep = e.finished.is_none_or(|at| at.elapsed() < ttl);
+            if !keep {
+                gone.push((e.record.job.user_uuid, e.record.job.seq, e.record.job.id));
+            }
+            keep
+        });
+        let mut sessions = lock(&self.inner.sessions);
+        let mut outbox = self.outbox();
+        for (user, seq, id) in gone {
+            if let Some(index) = sessions.get_mut(&user) {
+                index.remove(&seq);
+                if index.is_empty() {
+                    sessions.remove(&user);
+                }
+            }
+            outbox.forget(id);
+        }
+        let now = Instant::now();
+        lock(&self.inner.idempotency).retain(|_, (_, until)| *until > now);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait]
@@ -103,6 +149,11 @@ impl JobStore for MemoryStore {
                 finished: record.status.is_terminal().then(Instant::now),
             },
         );
+        lock(&self.inner.sessions)
+            .entry(record.job.user_uuid)
+            .or_default()
+            .insert(record.job.seq, id);
+        self.enqueue_webhook(record);
         Ok(())
     }
 
@@ -120,6 +171,7 @@ impl JobStore for MemoryStore {
         }
         if entry.record.status.is_terminal() {
             entry.finished = Some(Instant::now());
+            self.enqueue_webhook(&entry.record);
         }
         entry.changed.notify_waiters();
         Ok(UpdateOutcome::Applied(entry.record.clone()))
@@ -162,11 +214,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn next_seq(&self, user: UserUuid) -> Result<u64, StoreError> {
-        let mut seqs = self
-            .inner
-            .seqs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut seqs = lock(&self.inner.seqs);
         let seq = seqs.entry(user).or_insert(0);
         *seq += 1;
         Ok(*seq)
@@ -216,6 +264,75 @@ impl JobStore for MemoryStore {
         }
     }
 
+    async fn session_jobs(
+        &self,
+        user: UserUuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let jobs = self.jobs();
+        let sessions = lock(&self.inner.sessions);
+        let Some(index) = sessions.get(&user) else {
+            return Ok(Vec::new());
+        };
+        Ok(index
+            .range(after_seq.saturating_add(1)..)
+            .filter_map(|(_, id)| jobs.get(id).map(|e| e.record.clone()))
+            .take(limit)
+            .collect())
+    }
+
+    async fn remember_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+        ttl: Duration,
+    ) -> Result<Option<IdempotencyEntry>, StoreError> {
+        let mut keys = lock(&self.inner.idempotency);
+        let now = Instant::now();
+        match keys.get(key) {
+            Some((existing, until)) if *until > now => Ok(Some(existing.clone())),
+            _ => {
+                keys.insert(key.to_owned(), (entry.clone(), now + ttl));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn forget_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> Result<(), StoreError> {
+        let mut keys = lock(&self.inner.idempotency);
+        if keys.get(key).is_some_and(|(bound, _)| bound == entry) {
+            keys.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn delivery(&self, job: JobId) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.outbox().get(job))
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixMillis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        Ok(self.outbox().claim(now, lease, limit))
+    }
+
+    async fn record_attempt(
+        &self,
+        claim: &DeliveryClaim,
+        attempt: DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.outbox().record(claim, attempt, &next))
+    }
+
     async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
         Ok(self
             .jobs()
@@ -247,11 +364,7 @@ impl JobStore for MemoryStore {
 
     async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError> {
         {
-            let mut published = self
-                .inner
-                .published
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut published = lock(&self.inner.published);
             let mark = published.entry(user).or_insert(0);
             *mark = (*mark).max(seq);
         }

@@ -4,9 +4,12 @@
 use deadpool_redis::redis::Script;
 use std::sync::LazyLock;
 
-/// Compare-and-set of a job record, moving its id between node indexes, then wake its
-/// waiters. KEYS: record, index to leave, index to join. ARGV: expected JSON, new JSON,
-/// TTL ms, wake channel, job id, leave (`1`/`0`), join (`1`/`0`).
+/// Compare-and-set of a job record, then wake its waiters. In the same step the job's id
+/// moves between node indexes, and a record that becomes terminal with a callback URL
+/// gets its webhook delivery queued (so it cannot be lost in between).
+/// KEYS: record, index to leave, index to join[, delivery, due set].
+/// ARGV: expected JSON, new JSON, TTL ms, wake channel, job id, leave (`1`/`0`),
+/// join (`1`/`0`)[, delivery JSON, now ms].
 /// Returns `{0}` missing, `{1, current}` the record changed meanwhile, `{2}` written.
 ///
 /// The forward-only rule itself is applied in Rust by `RecordUpdate::apply` on the record
@@ -21,6 +24,9 @@ if current ~= ARGV[1] then return {1, current} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 if ARGV[6] == '1' then redis.call('SREM', KEYS[2], ARGV[5]) end
 if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[5]) end
+if ARGV[8] and redis.call('SET', KEYS[4], ARGV[8], 'NX', 'PX', ARGV[3]) then
+  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {2, false}
 ",
@@ -42,13 +48,131 @@ return index
     )
 });
 
-/// Store a new record unless its id exists, and file it in its node's index.
-/// KEYS: record[, node index]. ARGV: JSON, TTL ms, job id. Returns 1 stored, 0 duplicate.
-pub(super) static INSERT_RECORD: LazyLock<Script> = LazyLock::new(|| {
+/// Bind a session unless bound, filing it under its node; returns the binding that holds.
+/// KEYS: session, the node's session set. ARGV: node id, user.
+pub(super) static BIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return ARGV[1]
+",
+    )
+});
+
+/// Delete a session binding only if it still points at the given node.
+/// KEYS: session, the node's session set. ARGV: node id, user.
+pub(super) static UNBIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+return redis.call('DEL', KEYS[1])
+",
+    )
+});
+
+/// Live nodes with their draining flag and bound-session count; forgets ids whose
+/// heartbeat key expired. KEYS: nodes set, draining set. ARGV: node key prefix
+/// (`{prefix}node:`), node session set prefix (`{prefix}node-sessions:`).
+/// Returns `{{info JSON, draining 0|1, bound sessions}, …}`.
+pub(super) static LIVE_NODES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local live = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local info = redis.call('GET', ARGV[1] .. id)
+  if info then
+    table.insert(live, {info, redis.call('SISMEMBER', KEYS[2], id), redis.call('SCARD', ARGV[2] .. id)})
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return live
+",
+    )
+});
+
+/// Insert a record unless it exists, index it under its session (and, if it names a node
+/// and is not terminal, under that node), and queue its webhook if it is inserted already
+/// terminal. KEYS: record, session index, delivery, due set[, node index].
+/// ARGV: record JSON, TTL ms, seq, job id, index TTL ms, delivery JSON or "", now ms.
+/// Returns 1 inserted, 0 the id exists.
+pub(super) static INSERT_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[3]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[6] ~= '' and redis.call('SET', KEYS[3], ARGV[6], 'NX', 'PX', ARGV[2]) then
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[4])
+end
+if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[4]) end
+return 1
+",
+    )
+});
+
+/// Bind an idempotency key unless bound. KEYS: key. ARGV: entry JSON, TTL ms.
+/// Returns false when bound now, else the existing entry.
+pub(super) static REMEMBER_KEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+",
+    )
+});
+
+/// Delete a key only if it holds the given value. KEYS: key. ARGV: value.
+pub(super) static DELETE_IF_EQUAL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// Claim due deliveries: each moves to the end of its lease in the due set and gets a
+/// fresh claim token. KEYS: due set.
+/// ARGV: now ms, lease end ms, limit, claim key prefix, token base, claim key TTL ms.
+/// Returns `{{job id, token}, …}`.
+pub(super) static CLAIM_DELIVERIES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local claimed = {}
+for i, id in ipairs(ids) do
+  local token = ARGV[5] .. ':' .. i
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('SET', ARGV[4] .. id, token, 'PX', ARGV[6])
+  table.insert(claimed, {id, token})
+end
+return claimed
+",
+    )
+});
+
+/// Record an attempt if the claim is current: write the delivery, end the claim, and
+/// schedule the next attempt or take the delivery off the due set.
+/// KEYS: delivery, claim, due set. ARGV: token, delivery JSON, TTL ms, next due ms or "",
+/// job id. Returns 1 written, 0 the claim is not current.
+pub(super) static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+else
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+end
 return 1
 ",
     )
@@ -85,20 +209,6 @@ return 1
     )
 });
 
-/// Bind a session unless bound, filing it under its node; returns the binding that holds.
-/// KEYS: session, the node's session set. ARGV: node id, user.
-pub(super) static BIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local current = redis.call('GET', KEYS[1])
-if current then return current end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-return ARGV[1]
-",
-    )
-});
-
 /// Bind an unbound session to the candidate with the most free slots.
 /// KEYS: session. ARGV: user, node session set prefix, then per candidate: node id,
 /// capacity, sessions. Returns the binding that holds, or false if every candidate is full.
@@ -118,18 +228,6 @@ if not best then return false end
 redis.call('SET', KEYS[1], best)
 redis.call('SADD', ARGV[2] .. best, ARGV[1])
 return best
-",
-    )
-});
-
-/// Delete a session binding only if it still points at the given node.
-/// KEYS: session, the node's session set. ARGV: node id, user.
-pub(super) static UNBIND_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SREM', KEYS[2], ARGV[2])
-return redis.call('DEL', KEYS[1])
 ",
     )
 });
@@ -166,27 +264,6 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('DEL', KEYS[1])
 return lost
-",
-    )
-});
-
-/// Live nodes with their draining flag and bound-session count; forgets ids whose
-/// heartbeat key expired. KEYS: nodes set, draining set. ARGV: node key prefix
-/// (`{prefix}node:`), node session set prefix (`{prefix}node-sessions:`).
-/// Returns `{{info JSON, draining 0|1, bound sessions}, …}`.
-pub(super) static LIVE_NODES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local live = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local info = redis.call('GET', ARGV[1] .. id)
-  if info then
-    table.insert(live, {info, redis.call('SISMEMBER', KEYS[2], id), redis.call('SCARD', ARGV[2] .. id)})
-  else
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return live
 ",
     )
 });

@@ -7,20 +7,29 @@
 //! | `{prefix}seq:{user}` | the session's sequence counter (no TTL, like the in-memory store) |
 //! | `{prefix}published:{user}` | the highest seq whose publish attempt is over (no TTL) |
 //! | `{prefix}node-jobs:{node}` | a set of the non-terminal job ids whose record names the node |
+//! | `{prefix}session_jobs:{user}` | the session's job index, a sorted set by seq, TTL 2 × `record_ttl` from the last insert |
+//! | `{prefix}idem:{key}` | an idempotency key's entry, its own TTL |
+//! | `{prefix}delivery:{id}` | a job's webhook delivery as JSON, TTL `record_ttl` refreshed on each attempt |
+//! | `{prefix}delivery_claim:{id}` | the token of the delivery's current claim |
+//! | `{prefix}deliveries_due` | pending deliveries, a sorted set by due time (ms); a claim moves the score to the lease's end |
 //! | channel `{prefix}wake` | "job {id} changed", for waiters of any store instance |
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{
-    ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_RECORD,
-};
+use super::scripts::{ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_JOB};
 use super::wakeup::{Wakeups, listen};
-use crate::store::{JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node};
+use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
+use crate::store::{
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::Duration;
-use tether_protocol::{JobEvent, JobEventKind, JobId, JobRecord, NodeId, UserUuid, names};
+use tether_protocol::{
+    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, NodeId, UnixMillis, UserUuid,
+    WebhookDelivery, names,
+};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -39,7 +48,7 @@ const TURN_POLL_MAX: Duration = Duration::from_millis(20);
 /// Cloning shares the pool and the wake-up listener; dropping the last clone stops it.
 #[derive(Debug, Clone)]
 pub struct RedisStore {
-    pool: RedisPool,
+    pub(super) pool: RedisPool,
     wakeups: Arc<Wakeups>,
     /// Stops the wake-up listener when the last clone goes.
     _stop_on_drop: Arc<DropGuard>,
@@ -66,7 +75,7 @@ impl RedisStore {
         }
     }
 
-    fn ttl_ms(&self) -> u64 {
+    pub(super) fn ttl_ms(&self) -> u64 {
         u64::try_from(self.pool.config.record_ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
@@ -109,6 +118,7 @@ impl RedisStore {
             let moved = was_on != now_on;
             let flag = |b: bool| if b { "1" } else { "0" };
             let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
+            let webhook = queued_webhook(&record);
             let mut conn = self.pool.conn().await?;
             let mut invocation = COMPARE_AND_SET.key(&key);
             invocation
@@ -121,6 +131,13 @@ impl RedisStore {
                 .arg(id.to_string())
                 .arg(flag(moved && was_on.is_some()))
                 .arg(flag(moved && now_on.is_some()));
+            if let Some((delivery, now)) = &webhook {
+                invocation
+                    .key(names::delivery_key(prefix, &id))
+                    .key(names::deliveries_due_key(prefix))
+                    .arg(delivery)
+                    .arg(now.0);
+            }
             let (outcome, now): (i64, Option<String>) = self
                 .pool
                 .bounded(invocation.invoke_async(&mut conn))
@@ -143,17 +160,28 @@ impl JobStore for RedisStore {
         let id = record.job.id;
         let prefix = self.pool.prefix();
         let json = serde_json::to_string(record).expect("a JobRecord always encodes as JSON");
+        let (delivery, now) = queued_webhook(record).unwrap_or((String::new(), UnixMillis(0)));
         let mut conn = self.pool.conn().await?;
-        let mut invocation = INSERT_RECORD.key(names::job_key(prefix, &id));
+        let mut invocation = INSERT_JOB.key(names::job_key(prefix, &id));
+        invocation
+            .key(names::session_jobs_key(prefix, &record.job.user_uuid))
+            .key(names::delivery_key(prefix, &id))
+            .key(names::deliveries_due_key(prefix))
+            .arg(&json)
+            .arg(self.ttl_ms())
+            .arg(record.job.seq)
+            .arg(id.to_string())
+            .arg(self.ttl_ms().saturating_mul(2))
+            .arg(&delivery)
+            .arg(now.0);
         if let Some(node) = indexed_node(record) {
             invocation.key(names::node_jobs_key(prefix, node));
         }
-        invocation.arg(&json).arg(self.ttl_ms()).arg(id.to_string());
-        let written: i64 = self
+        let inserted: i64 = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
             .await?;
-        match written {
+        match inserted {
             1 => Ok(()),
             _ => Err(StoreError::Duplicate(id)),
         }
@@ -281,6 +309,54 @@ impl JobStore for RedisStore {
         }
     }
 
+    async fn session_jobs(
+        &self,
+        user: UserUuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.list_session_jobs(user, after_seq, limit).await?)
+    }
+
+    async fn remember_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+        ttl: Duration,
+    ) -> Result<Option<IdempotencyEntry>, StoreError> {
+        Ok(self.remember_key(key, entry, ttl).await?)
+    }
+
+    async fn forget_idempotency_key(
+        &self,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> Result<(), StoreError> {
+        Ok(self.forget_key(key, entry).await?)
+    }
+
+    async fn delivery(&self, job: JobId) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.read_delivery(job).await?)
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixMillis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        Ok(self.claim_deliveries(now, lease, limit).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        claim: &DeliveryClaim,
+        attempt: DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<Option<WebhookDelivery>, StoreError> {
+        Ok(self.record_delivery_attempt(claim, attempt, next).await?)
+    }
+
     async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
         let prefix = self.pool.prefix();
         let mut conn = self.pool.conn().await?;
@@ -335,4 +411,17 @@ impl JobStore for RedisStore {
             .await?;
         Ok(())
     }
+}
+
+/// The delivery to queue with `record`, if it is terminal and names a callback URL:
+/// its JSON and the time it is due (now).
+fn queued_webhook(record: &JobRecord) -> Option<(String, UnixMillis)> {
+    let url = record.job.callback_url.as_ref()?;
+    if !record.status.is_terminal() {
+        return None;
+    }
+    let now = UnixMillis::now();
+    let delivery = WebhookDelivery::new(record.job.id, url.clone(), now);
+    let json = serde_json::to_string(&delivery).expect("a delivery always encodes as JSON");
+    Some((json, now))
 }

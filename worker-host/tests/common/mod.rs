@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::path::PathBuf;
 use std::time::Duration;
 use tether_protocol::NodeId;
