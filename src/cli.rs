@@ -29,8 +29,11 @@ pub enum Command {
     Api(ApiRoleArgs),
     /// One worker-host node: sandboxes for the sessions placed on it. Needs RabbitMQ and Redis.
     WorkerHost(WorkerRoleArgs),
-    /// The dispatcher's background duties: webhook delivery from the store's outbox (run
-    /// one or more; they share the work). Needs RabbitMQ and Redis.
+    /// The background duties, without the HTTP API: webhook delivery from the store's
+    /// outbox, and the dead-node watch (a node whose heartbeat expired has its jobs ended
+    /// session_lost and its sessions marked lost). Run one or more; they share the work.
+    /// Every `tether api` runs the dead-node watch too, so a deployment without this role
+    /// still recovers from node loss. Needs RabbitMQ and Redis.
     Dispatcher(DispatcherRoleArgs),
     /// Build the sandbox image (bootstrapping the base image if no registry is reachable).
     BuildImage,
@@ -151,6 +154,10 @@ pub struct BackendArgs {
     /// start). `serve` without RabbitMQ/Redis generates one in-process when unset.
     #[arg(long, env = "TETHER_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
+    /// Milliseconds between two looks for dead nodes (roles that run the node watch).
+    /// A dead node's jobs end session_lost within heartbeat TTL + this.
+    #[arg(long, env = "TETHER_NODE_SWEEP_MS", default_value_t = 1000)]
+    pub node_sweep_ms: u64,
 }
 
 /// The HTTP API.

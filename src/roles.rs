@@ -12,8 +12,8 @@ use tether_api::{
     ApiConfig, CorsOrigins, SecretSource, WEBHOOK_SECRET_FILE, load_or_create_internal_token,
     load_or_create_secret_with, load_or_create_token, random_secret,
 };
-use tether_dispatcher::Dispatcher;
 use tether_dispatcher::webhook::{AllowList, Courier, RetrySchedule, WebhookConfig, WebhookSecret};
+use tether_dispatcher::{Dispatcher, NodeWatchConfig};
 use tether_protocol::NodeId;
 use tether_transport::amqp::{AmqpBus, AmqpConfig};
 use tether_transport::memory::{MemoryBus, MemoryRegistry, MemoryStore};
@@ -184,7 +184,7 @@ fn api_config(api: &ApiArgs, data: &DataArgs) -> anyhow::Result<(ApiConfig, Secr
 fn job_loop_config(backends: &BackendArgs) -> JobLoopConfig {
     JobLoopConfig {
         heartbeat_ttl: Duration::from_secs(backends.heartbeat_ttl_s),
-        heartbeat_every: Duration::from_secs((backends.heartbeat_ttl_s / 4).max(1)),
+        heartbeat_every: Duration::from_secs(backends.heartbeat_ttl_s.max(1)) / 4,
         ..JobLoopConfig::default()
     }
 }
@@ -239,6 +239,27 @@ async fn start_file_endpoint(
         }
     });
     Ok(url)
+}
+
+fn node_watch_config(backends: &BackendArgs) -> NodeWatchConfig {
+    let mut config = NodeWatchConfig::new(Duration::from_secs(backends.heartbeat_ttl_s));
+    config.sweep_every = Duration::from_millis(backends.node_sweep_ms.max(10));
+    config
+}
+
+/// Run the dead-node watch in the background until `shutdown`. Every role that
+/// dispatches runs it: it is one small Redis script per sweep and idempotent, so a
+/// deployment without a `tether dispatcher` process still recovers from node loss.
+fn spawn_node_watch(
+    dispatcher: &Dispatcher,
+    backends: &BackendArgs,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        dispatcher
+            .clone()
+            .watch_nodes(node_watch_config(backends), shutdown.clone()),
+    )
 }
 
 /// Start the engine, its file endpoint and its job loop; returns a handle that stops them.
@@ -302,6 +323,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backends.store.clone(),
         backends.registry.clone(),
     );
+    spawn_node_watch(&dispatcher, &args.backends, &shutdown);
     let served = tether_api::run(api_config, dispatcher, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(DRAIN, jobs).await;
@@ -321,6 +343,7 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.api.listen))?;
     announce(&listener, &api_config, &source);
     let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    spawn_node_watch(&dispatcher, &args.backends, &shutdown);
     tether_api::run(api_config, dispatcher, listener, shutdown)
         .await
         .context("API server failed")
@@ -351,9 +374,12 @@ async fn dispatcher(args: DispatcherRoleArgs) -> anyhow::Result<()> {
     let backends = backends(&args.backends, "dispatcher").await?;
     let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
     let courier = start_courier(&backends, webhooks, &shutdown);
-    tracing::info!("dispatcher running: delivering webhooks");
+    let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
+    let watch = spawn_node_watch(&dispatcher, &args.backends, &shutdown);
+    tracing::info!("dispatcher running: delivering webhooks, watching for dead nodes");
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(DRAIN, courier).await;
+    let _ = watch.await;
     Ok(())
 }
 

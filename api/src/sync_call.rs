@@ -59,8 +59,15 @@ pub async fn submit_and_wait(
                 "job {id} was abandoned and its cancellation requested"
             )))
         }
-        None => Err(ApiError::internal(format!(
+        // Only a result store that lost its data (restarted without persistence) forgets
+        // a job that is still being waited on: a transient failure of the backend.
+        None => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "The result store lost this job while it ran (it may have run). Please try again.",
+        )
+        .with_message(format!(
             "job {id} disappeared from the store while waited on"
-        ))),
+        ))
+        .with_retry_after(Duration::from_secs(2))),
     }
 }

@@ -6,6 +6,7 @@
 //! - `node_for`: the node holding a session, for direct file transfer.
 //! - [`placement`]: choosing the node a new session lives on.
 //! - [`node_report`]: the figures a node reports in its heartbeat, read in one place.
+//! - [`node_watch`]: the background duty that finds dead nodes and fails their jobs.
 //! - [`error`]: [`DispatchError`], which says whether the caller should retry.
 //! - [`webhook`]: delivering finished jobs to their `callback_url` — signed, retried with
 //!   backoff, driven from the store's outbox, refused for internal addresses.
@@ -18,6 +19,7 @@ pub mod cancel;
 pub mod error;
 mod locate;
 pub mod node_report;
+pub mod node_watch;
 pub mod placement;
 mod submit;
 pub mod webhook;
@@ -25,6 +27,7 @@ pub mod webhook;
 pub use cancel::Cancellation;
 pub use error::DispatchError;
 pub use node_report::NodeReport;
+pub use node_watch::{NodeLoss, NodeWatchConfig};
 
 use std::sync::Arc;
 use tether_transport::{JobBus, JobStore, SessionRegistry};

@@ -1,10 +1,15 @@
 //! Choosing the node a new session lives on (ARCHITECTURE decision 1): the live,
 //! non-draining, ready node with the most free capacity. Adding a node never moves
 //! existing sessions; they stay where their binding points.
+//!
+//! [`candidates`] decides which nodes may take a new session; the registry's
+//! `place_session` then picks the freest of them and binds, in one atomic step, so that
+//! concurrent placements (several API replicas, a burst of new sessions) see each
+//! other's bindings. [`choose_node`] is the same rule on a snapshot.
 
 use crate::node_report::NodeReport;
 use tether_protocol::NodeId;
-use tether_transport::NodeInfo;
+use tether_transport::{Candidate, NodeInfo};
 
 /// Why no node can take a new session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +18,30 @@ pub enum NoPlacement {
     NotReady,
     /// Nodes are up but every one is full or draining.
     Full,
+}
+
+/// The nodes that may take a new session (live, ready, not draining, with a free slot),
+/// smallest id first so that ties are deterministic; or why there are none.
+pub fn candidates(nodes: &[NodeInfo]) -> Result<Vec<Candidate>, NoPlacement> {
+    let reports: Vec<NodeReport> = nodes.iter().map(NodeReport::from).collect();
+    if !reports.iter().any(|r| r.ready) {
+        return Err(NoPlacement::NotReady);
+    }
+    let mut open: Vec<Candidate> = nodes
+        .iter()
+        .zip(&reports)
+        .filter(|(_, r)| r.ready && !r.draining && r.free > 0)
+        .map(|(n, _)| Candidate {
+            node: n.id.clone(),
+            capacity: n.capacity,
+            sessions: n.sessions,
+        })
+        .collect();
+    if open.is_empty() {
+        return Err(NoPlacement::Full);
+    }
+    open.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(open)
 }
 
 /// The node a new session should go to, or why there is none. Ties go to the smallest
@@ -70,6 +99,28 @@ mod tests {
             node("d", 2, 1, false, true),
         ];
         assert_eq!(choose_node(&nodes), Ok(id("d")));
+    }
+
+    #[test]
+    fn candidates_are_the_open_nodes_in_id_order() {
+        let nodes = [
+            node("d", 2, 1, false, true),
+            node("a", 8, 0, true, true),
+            node("b", 2, 2, false, true),
+            node("c", 8, 0, false, false),
+            node("e", 4, 0, false, true),
+        ];
+        let ids: Vec<NodeId> = candidates(&nodes)
+            .expect("open nodes")
+            .into_iter()
+            .map(|c| c.node)
+            .collect();
+        assert_eq!(ids, vec![id("d"), id("e")]);
+        assert_eq!(candidates(&[]), Err(NoPlacement::NotReady));
+        assert_eq!(
+            candidates(&[node("b", 2, 2, false, true)]),
+            Err(NoPlacement::Full)
+        );
     }
 
     #[test]

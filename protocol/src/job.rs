@@ -124,6 +124,30 @@ pub struct JobError {
     pub message: String,
 }
 
+impl JobError {
+    /// The error of a job whose node was lost (died, or restarted) before the job ended.
+    /// Every role that fails such a job says the same thing.
+    pub fn session_lost(node: &NodeId) -> Self {
+        Self {
+            code: ErrorCode::SessionLost,
+            message: format!(
+                "The sandbox of this session was lost with node {node} (the node stopped \
+                 answering or restarted). Variables, imports and files are gone: rebuild the \
+                 session's state. The next job starts in a fresh sandbox and reports \
+                 session_restarted: true."
+            ),
+        }
+    }
+
+    /// The error of a job whose message could not be processed at all.
+    pub fn poison(reason: &str) -> Self {
+        Self {
+            code: ErrorCode::PoisonJob,
+            message: format!("The job's message could not be processed: {reason}"),
+        }
+    }
+}
+
 /// What a finished job produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -57,6 +57,33 @@ pub fn wake_channel(prefix: &str) -> String {
     format!("{prefix}wake")
 }
 
+/// Store key of the set of non-terminal job ids whose record names this node, so that a
+/// dead node's jobs can be found and failed.
+pub fn node_jobs_key(prefix: &str, node: &NodeId) -> String {
+    format!("{prefix}node-jobs:{node}")
+}
+
+/// Store key of the set of sessions bound to this node (the reverse of [`session_key`]).
+pub fn node_sessions_key(prefix: &str, node: &NodeId) -> String {
+    format!("{prefix}node-sessions:{node}")
+}
+
+/// Store key marking a session whose sandbox was lost: the next job that runs in a fresh
+/// sandbox for it reports `session_restarted`.
+pub fn lost_key(prefix: &str, user: &UserUuid) -> String {
+    format!("{prefix}lost:{user}")
+}
+
+/// Store key of the set of node ids that have beaten and not yet been swept after death.
+pub fn watched_nodes_key(prefix: &str) -> String {
+    format!("{prefix}watched-nodes")
+}
+
+/// Store key of the highest seq of a session whose publish attempt is over.
+pub fn published_key(prefix: &str, user: &UserUuid) -> String {
+    format!("{prefix}published:{user}")
+}
+
 /// Store key of a session's job index (a sorted set: score = seq, member = job id).
 pub fn session_jobs_key(prefix: &str, user: &UserUuid) -> String {
     format!("{prefix}session_jobs:{user}")

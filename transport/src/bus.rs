@@ -1,7 +1,8 @@
 //! The job bus: per-node queues with explicit acknowledgement.
 
 use async_trait::async_trait;
-use tether_protocol::{Job, NodeId};
+use std::fmt;
+use tether_protocol::{Job, JobId, NodeId};
 use tokio::sync::mpsc;
 
 /// Why the bus refused or failed an operation.
@@ -26,11 +27,27 @@ pub trait Settle: Send + Sync + std::fmt::Debug {
     async fn reject(&self, requeue: bool);
 }
 
+/// A message on a node queue that is not a job (a poison message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poison {
+    /// Why the payload could not be decoded.
+    pub reason: String,
+    /// The job id the message still carries (its `id` field or its AMQP message id), if
+    /// any, so that the job's record can be failed rather than left queued.
+    pub job_id: Option<JobId>,
+}
+
+impl fmt::Display for Poison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// One message taken from a node queue. It must be settled exactly once.
 #[derive(Debug)]
 pub struct Delivery {
-    /// The decoded job, or the reason the payload could not be decoded (a poison message).
-    pub job: Result<Job, String>,
+    /// The decoded job, or why the payload could not be decoded (a poison message).
+    pub job: Result<Job, Poison>,
     /// How to acknowledge or reject this message.
     pub settle: Box<dyn Settle>,
 }

@@ -11,7 +11,7 @@ pub use outbox::{store_outbox_claims_are_exclusive, store_webhook_outbox};
 pub use session_index::{store_idempotency_keys, store_lists_session_jobs};
 
 use crate::bus::JobBus;
-use crate::registry::{NodeInfo, SessionRegistry};
+use crate::registry::{Candidate, NodeInfo, SessionRegistry};
 use crate::store::{JobStore, RecordUpdate, UpdateOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -318,4 +318,298 @@ pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefi
             .iter()
             .any(|n| n.id == a)
     );
+}
+
+/// The node index follows each record: filed under its node while non-terminal, moved by
+/// a reroute or by a start on another node, dropped when the job ends.
+pub async fn store_indexes_active_jobs_by_node(store: &dyn JobStore) {
+    let a = node("idx-a");
+    let b = node("idx-b");
+    let on = |ids: Vec<JobId>, id: JobId| ids.contains(&id);
+    let job = sample_job(UserUuid::random(), 1);
+    let id = job.id;
+    store
+        .insert(&JobRecord::queued(job, Some(a.clone())))
+        .await
+        .unwrap();
+    let unplaced = sample_job(UserUuid::random(), 1);
+    store
+        .insert(&JobRecord::queued(unplaced, None))
+        .await
+        .unwrap();
+    assert!(on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(!on(store.active_jobs_on(&b).await.unwrap(), id));
+
+    let reroute = RecordUpdate::Rerouted { node: b.clone() };
+    assert!(matches!(
+        store.update(id, reroute.clone()).await.unwrap(),
+        UpdateOutcome::Applied(r) if r.node_id.as_ref() == Some(&b) && r.status == JobStatus::Queued
+    ));
+    assert!(matches!(
+        store.update(id, reroute).await.unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(on(store.active_jobs_on(&b).await.unwrap(), id));
+
+    let started = RecordUpdate::Started {
+        node: a.clone(),
+        at: UnixMillis::now(),
+    };
+    store.update(id, started).await.unwrap();
+    assert!(on(store.active_jobs_on(&a).await.unwrap(), id));
+    assert!(!on(store.active_jobs_on(&b).await.unwrap(), id));
+    // A running job is never rerouted.
+    assert!(matches!(
+        store
+            .update(id, RecordUpdate::Rerouted { node: b.clone() })
+            .await
+            .unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+
+    let lost = RecordUpdate::Finished {
+        status: JobStatus::SessionLost,
+        result: None,
+        error: Some(tether_protocol::JobError::session_lost(&a)),
+        at: UnixMillis::now(),
+    };
+    store.update(id, lost).await.unwrap();
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), id));
+
+    // A record inserted already terminal is never indexed.
+    let mut done = JobRecord::queued(sample_job(UserUuid::random(), 1), Some(a.clone()));
+    done.status = JobStatus::Succeeded;
+    store.insert(&done).await.unwrap();
+    assert!(!on(store.active_jobs_on(&a).await.unwrap(), done.job.id));
+}
+
+/// Publish turns are granted in seq order however the waiters arrive; a missing
+/// predecessor costs at most the wait; the mark never moves backwards.
+pub async fn store_publish_turns_follow_seq(store: Arc<dyn JobStore>) {
+    let user = UserUuid::random();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for seq in [3u64, 2, 1] {
+        let store = store.clone();
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let turn = store
+                .wait_publish_turn(user, seq, Duration::from_secs(20))
+                .await
+                .unwrap();
+            assert!(turn, "seq {seq} gave up waiting");
+            order.lock().unwrap().push(seq);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            store.finish_publish_turn(user, seq).await.unwrap();
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![1, 2, 3]);
+
+    store.finish_publish_turn(user, 1).await.unwrap();
+    assert!(
+        store
+            .wait_publish_turn(user, 4, Duration::ZERO)
+            .await
+            .unwrap(),
+        "the mark went backwards"
+    );
+
+    let gap = UserUuid::random();
+    let start = Instant::now();
+    assert!(
+        !store
+            .wait_publish_turn(gap, 2, Duration::from_millis(200))
+            .await
+            .unwrap()
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+/// A dead node is found; losing its sessions unbinds them and marks each lost exactly
+/// once; `live_nodes` counts bindings the node has not reported yet.
+pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefix: &str) {
+    let a = node(&format!("{prefix}-la"));
+    let b = node(&format!("{prefix}-lb"));
+    let info = |id: &NodeId| NodeInfo {
+        id: id.clone(),
+        capacity: 10,
+        sessions: 0,
+        draining: false,
+        detail: serde_json::Value::Null,
+    };
+    registry
+        .heartbeat(info(&a), Duration::from_secs(30))
+        .await
+        .unwrap();
+    registry
+        .heartbeat(info(&b), Duration::from_millis(300))
+        .await
+        .unwrap();
+    let (u1, u2, u3) = (UserUuid::random(), UserUuid::random(), UserUuid::random());
+    registry.bind_session(u1, &b).await.unwrap();
+    registry.bind_session(u2, &b).await.unwrap();
+    registry.bind_session(u3, &a).await.unwrap();
+    let sessions_of =
+        |nodes: &[NodeInfo], id: &NodeId| nodes.iter().find(|n| &n.id == id).map(|n| n.sessions);
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &b), Some(2), "bindings not counted");
+    assert_eq!(sessions_of(&live, &a), Some(1));
+    let u4 = UserUuid::random();
+    registry.bind_session(u4, &a).await.unwrap();
+    registry.unbind_session(u4, &a).await.unwrap();
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &a), Some(1), "unbind not counted");
+
+    assert!(!registry.expired_nodes().await.unwrap().contains(&b));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let dead = registry.expired_nodes().await.unwrap();
+    assert!(dead.contains(&b) && !dead.contains(&a), "{dead:?}");
+
+    let mut lost = registry.lose_sessions_of(&b).await.unwrap();
+    lost.sort();
+    let mut want = vec![u1, u2];
+    want.sort();
+    assert_eq!(lost, want);
+    assert!(registry.session_node(u1).await.unwrap().is_none());
+    assert!(registry.lose_sessions_of(&b).await.unwrap().is_empty());
+    assert!(registry.take_session_lost(u1).await.unwrap());
+    assert!(
+        !registry.take_session_lost(u1).await.unwrap(),
+        "taken twice"
+    );
+    assert!(registry.take_session_lost(u2).await.unwrap());
+    assert!(!registry.take_session_lost(u3).await.unwrap());
+
+    // One session: only if bound to that node.
+    assert!(!registry.lose_session(u3, &b).await.unwrap());
+    assert_eq!(registry.session_node(u3).await.unwrap().as_ref(), Some(&a));
+    assert!(!registry.take_session_lost(u3).await.unwrap());
+    assert!(registry.lose_session(u3, &a).await.unwrap());
+    assert!(registry.session_node(u3).await.unwrap().is_none());
+    assert!(registry.take_session_lost(u3).await.unwrap());
+    let live = registry.live_nodes().await.unwrap();
+    assert_eq!(sessions_of(&live, &a), Some(0));
+
+    // Forgetting: a live node stays watched; a dead one goes.
+    assert!(
+        !registry.forget_node(&a).await.unwrap(),
+        "forgot a live node"
+    );
+    assert!(registry.forget_node(&b).await.unwrap());
+    assert!(!registry.forget_node(&b).await.unwrap());
+    assert!(!registry.expired_nodes().await.unwrap().contains(&b));
+    registry.deregister(&a).await.unwrap();
+    assert!(registry.expired_nodes().await.unwrap().contains(&a));
+    assert!(registry.forget_node(&a).await.unwrap());
+    assert!(!registry.expired_nodes().await.unwrap().contains(&a));
+}
+
+/// Concurrent placements fill nodes evenly and never beyond capacity; a bound session
+/// keeps its node.
+pub async fn registry_places_atomically(registry: Arc<dyn SessionRegistry>, prefix: &str) {
+    let nodes: Vec<NodeId> = (1..=3).map(|i| node(&format!("{prefix}-p{i}"))).collect();
+    let candidates: Vec<Candidate> = nodes
+        .iter()
+        .map(|n| Candidate {
+            node: n.clone(),
+            capacity: 10,
+            sessions: 0,
+        })
+        .collect();
+    let mut racers = Vec::new();
+    for _ in 0..33 {
+        let (registry, candidates) = (registry.clone(), candidates.clone());
+        racers.push(tokio::spawn(async move {
+            let user = UserUuid::random();
+            let placed = registry.place_session(user, &candidates).await.unwrap();
+            (user, placed)
+        }));
+    }
+    let mut per_node = std::collections::HashMap::new();
+    let mut refused = 0;
+    let mut placed_users = Vec::new();
+    for r in racers {
+        match r.await.unwrap() {
+            (user, Some(n)) => {
+                *per_node.entry(n.clone()).or_insert(0) += 1;
+                placed_users.push((user, n));
+            }
+            (_, None) => refused += 1,
+        }
+    }
+    assert_eq!(refused, 3, "{per_node:?}");
+    assert!(per_node.values().all(|n| *n == 10), "{per_node:?}");
+    let (user, bound) = placed_users[0].clone();
+    // Bound: stays, even though its node is full.
+    assert_eq!(
+        registry.place_session(user, &candidates).await.unwrap(),
+        Some(bound.clone())
+    );
+    assert_eq!(registry.session_node(user).await.unwrap(), Some(bound));
+    for (user, n) in placed_users {
+        registry.unbind_session(user, &n).await.unwrap();
+    }
+    // Reported sessions count too; ties go to the first candidate.
+    let mut reported = candidates.clone();
+    reported[0].sessions = 5;
+    let user = UserUuid::random();
+    assert_eq!(
+        registry.place_session(user, &reported).await.unwrap(),
+        Some(nodes[1].clone())
+    );
+    registry.unbind_session(user, &nodes[1]).await.unwrap();
+}
+
+/// An undelivered job ends only while still queued: a worker that already started it
+/// keeps it.
+pub async fn store_undelivered_only_ends_queued_jobs(store: &dyn JobStore) {
+    let n = node("undelivered");
+    let undelivered = || RecordUpdate::Undelivered {
+        status: JobStatus::Failed,
+        error: tether_protocol::JobError {
+            code: tether_protocol::ErrorCode::Unavailable,
+            message: "broker gone".into(),
+        },
+        at: UnixMillis::now(),
+    };
+    let queued = sample_job(UserUuid::random(), 1);
+    let id = queued.id;
+    store
+        .insert(&JobRecord::queued(queued, Some(n.clone())))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update(id, undelivered()).await.unwrap(),
+        UpdateOutcome::Applied(r) if r.status == JobStatus::Failed && r.error.is_some()
+    ));
+    assert!(!store.active_jobs_on(&n).await.unwrap().contains(&id));
+    let started = RecordUpdate::Started {
+        node: n.clone(),
+        at: UnixMillis::now(),
+    };
+    assert!(matches!(
+        store.update(id, started.clone()).await.unwrap(),
+        UpdateOutcome::Stale(_)
+    ));
+
+    let taken = sample_job(UserUuid::random(), 1);
+    let id = taken.id;
+    store
+        .insert(&JobRecord::queued(taken, Some(n.clone())))
+        .await
+        .unwrap();
+    store.update(id, started).await.unwrap();
+    assert!(matches!(
+        store.update(id, undelivered()).await.unwrap(),
+        UpdateOutcome::Stale(r) if r.status == JobStatus::Running
+    ));
 }

@@ -27,8 +27,8 @@ pub mod registry;
 mod secret_url;
 pub mod store;
 
-pub use bus::{BusError, Delivery, JobBus};
+pub use bus::{BusError, Delivery, JobBus, Poison};
 pub use internal_token::{BadInternalToken, INTERNAL_TOKEN_HEADER, InternalToken};
 pub use outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
-pub use registry::{NodeInfo, RegistryError, SessionRegistry};
+pub use registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 pub use store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};

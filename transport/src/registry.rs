@@ -37,7 +37,22 @@ impl NodeInfo {
     }
 }
 
+/// A node placement may choose for a new session, with its figures from `live_nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub node: NodeId,
+    /// Sandboxes the node may run at once.
+    pub capacity: u32,
+    /// Sessions on the node as `live_nodes` counted them.
+    pub sessions: u32,
+}
+
 /// Node liveness and session placement, shared by every API replica.
+///
+/// Besides the session → node table the registry keeps its reverse (the sessions of each
+/// node, so that [`NodeInfo::sessions`] from `live_nodes` counts bindings made since the
+/// node's last heartbeat), a "lost" mark per session whose sandbox died, and the set of
+/// nodes that have beaten and not yet been forgotten, from which dead ones are found.
 #[async_trait]
 pub trait SessionRegistry: Send + Sync + 'static {
     /// Record a heartbeat; the node is considered dead if none arrives within `ttl`.
@@ -46,7 +61,8 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// Forget a node at once (clean shutdown).
     async fn deregister(&self, node: &NodeId) -> Result<(), RegistryError>;
 
-    /// Nodes whose heartbeat has not expired.
+    /// Nodes whose heartbeat has not expired. `sessions` is the larger of what the node
+    /// reported and the number of sessions bound to it now.
     async fn live_nodes(&self) -> Result<Vec<NodeInfo>, RegistryError>;
 
     /// The node a session is bound to, if any.
@@ -56,9 +72,42 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// holds afterwards (atomic: two callers never see two different nodes).
     async fn bind_session(&self, user: UserUuid, node: &NodeId) -> Result<NodeId, RegistryError>;
 
+    /// Bind an unbound session to the candidate with the most free slots, atomically with
+    /// every other placement: a candidate's load is the larger of its `sessions` and the
+    /// sessions bound to it at this instant, so a burst of new sessions spreads instead
+    /// of piling onto the node that looked emptiest when each of them looked. Ties go to
+    /// the earlier candidate. Returns the binding that holds afterwards (an existing one
+    /// wins), or `None` when the session is unbound and every candidate is full.
+    async fn place_session(
+        &self,
+        user: UserUuid,
+        candidates: &[Candidate],
+    ) -> Result<Option<NodeId>, RegistryError>;
+
     /// Remove the binding if it still points at `node`.
     async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError>;
 
     /// Mark or unmark a node as draining.
     async fn set_draining(&self, node: &NodeId, draining: bool) -> Result<(), RegistryError>;
+
+    // --- Distributed mode: node loss ---
+
+    /// Nodes that have beaten at least once and whose heartbeat has since expired (or
+    /// that deregistered), until [`SessionRegistry::forget_node`] drops them.
+    async fn expired_nodes(&self) -> Result<Vec<NodeId>, RegistryError>;
+
+    /// Stop watching a dead node. Does nothing, and returns `false`, if the node is live
+    /// again (or was not watched).
+    async fn forget_node(&self, node: &NodeId) -> Result<bool, RegistryError>;
+
+    /// Atomically unbind every session bound to `node` and mark each one lost. Returns
+    /// the sessions it unbound (empty when called again: idempotent).
+    async fn lose_sessions_of(&self, node: &NodeId) -> Result<Vec<UserUuid>, RegistryError>;
+
+    /// Atomically unbind the session if it is bound to `node` and then mark it lost.
+    /// Returns whether it was bound there (nothing changes otherwise).
+    async fn lose_session(&self, user: UserUuid, node: &NodeId) -> Result<bool, RegistryError>;
+
+    /// Consume the session's lost mark: `true` exactly once after it was marked.
+    async fn take_session_lost(&self, user: UserUuid) -> Result<bool, RegistryError>;
 }

@@ -10,6 +10,15 @@ use tether_protocol::{
     NodeId, UnixMillis, UserUuid, WebhookDelivery,
 };
 
+/// Where the store's node index files a record: the node of a non-terminal record.
+pub(crate) fn indexed_node(record: &JobRecord) -> Option<&NodeId> {
+    if record.status.is_terminal() {
+        None
+    } else {
+        record.node_id.as_ref()
+    }
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,7 +33,8 @@ pub enum StoreError {
     Duplicate(JobId),
 }
 
-/// A change to a record. Applied only if it moves the status forward.
+/// A change to a record. Applied only if it moves the status forward (a reroute or an
+/// undelivered job: only while the job is still queued).
 #[derive(Debug, Clone)]
 #[expect(
     clippy::large_enum_variant,
@@ -33,6 +43,17 @@ pub enum StoreError {
 pub enum RecordUpdate {
     /// A worker began executing the job.
     Started { node: NodeId, at: UnixMillis },
+    /// The job was moved to another node's queue before any worker started it (its node
+    /// vanished while it was being routed). Applies only to a `queued` record.
+    Rerouted { node: NodeId },
+    /// The dispatcher gave up delivering the job (the publish failed, or its confirm never
+    /// came, so the job may or may not be on a queue): it ends with `status` if still
+    /// queued. A worker that already started it carries on, and no worker starts it later.
+    Undelivered {
+        status: JobStatus,
+        error: JobError,
+        at: UnixMillis,
+    },
     /// The job reached a terminal status.
     Finished {
         status: JobStatus,
@@ -46,21 +67,42 @@ impl RecordUpdate {
     /// The status the update moves the record to.
     pub fn status(&self) -> JobStatus {
         match self {
+            RecordUpdate::Rerouted { .. } => JobStatus::Queued,
             RecordUpdate::Started { .. } => JobStatus::Running,
-            RecordUpdate::Finished { status, .. } => *status,
+            RecordUpdate::Undelivered { status, .. } | RecordUpdate::Finished { status, .. } => {
+                *status
+            }
         }
     }
 
-    /// Apply to a record if the transition is forward; returns whether it was applied.
+    /// Apply to a record if the transition is forward (a reroute: if the record is still
+    /// queued); returns whether it was applied.
     pub fn apply(self, record: &mut JobRecord) -> bool {
-        if !record.status.can_become(self.status()) {
+        let forward = match &self {
+            RecordUpdate::Rerouted { node } => {
+                record.status == JobStatus::Queued && record.node_id.as_ref() != Some(node)
+            }
+            RecordUpdate::Undelivered { status, .. } => {
+                record.status == JobStatus::Queued && status.is_terminal()
+            }
+            RecordUpdate::Started { .. } | RecordUpdate::Finished { .. } => {
+                record.status.can_become(self.status())
+            }
+        };
+        if !forward {
             return false;
         }
         match self {
+            RecordUpdate::Rerouted { node } => record.node_id = Some(node),
             RecordUpdate::Started { node, at } => {
                 record.status = JobStatus::Running;
                 record.node_id = Some(node);
                 record.started_at = Some(at);
+            }
+            RecordUpdate::Undelivered { status, error, at } => {
+                record.status = status;
+                record.error = Some(error);
+                record.finished_at = Some(at);
             }
             RecordUpdate::Finished {
                 status,
@@ -100,11 +142,14 @@ pub struct IdempotencyEntry {
 /// Job records with forward-only transitions, per-job event logs and completion waits.
 /// Waiters always re-read the record, so a lost wake-up costs latency, never a result.
 ///
-/// Two duties happen inside other calls, so that no caller can forget them:
+/// Duties that happen inside other calls, so that no caller can forget them:
 /// - `insert` adds the job to its session's index (read by [`JobStore::session_jobs`]);
 /// - a record that becomes terminal (by `update`, or inserted terminal) and has a
 ///   `callback_url` gets a [`WebhookDelivery`] queued, due at once, atomically with the
-///   change: a webhook is never lost between the two.
+///   change: a webhook is never lost between the two;
+/// - `insert` and `update` file every non-terminal record under the node it names
+///   (`node_id`), read by [`JobStore::active_jobs_on`], so that the jobs of a dead node
+///   can be found and failed.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Store a new record. Fails with [`StoreError::Duplicate`] if the id exists.
@@ -190,4 +235,26 @@ pub trait JobStore: Send + Sync + 'static {
         attempt: DeliveryAttempt,
         next: DeliveryNext,
     ) -> Result<Option<WebhookDelivery>, StoreError>;
+
+    // --- Distributed mode: node loss and cross-replica ordering ---
+
+    /// Ids of the non-terminal jobs whose record names `node` (queued for it or running
+    /// on it), in no particular order.
+    async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError>;
+
+    /// Wait until the publish attempts of every earlier `seq` of the session are over
+    /// (see [`JobStore::finish_publish_turn`]), at most `within`. Returns `true` when it is
+    /// this seq's turn, `false` when the wait gave up (a predecessor's dispatcher died
+    /// between taking its seq and finishing its turn). Jobs of one session submitted
+    /// through different dispatchers thereby reach their node's queue in seq order.
+    async fn wait_publish_turn(
+        &self,
+        user: UserUuid,
+        seq: u64,
+        within: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Say that the publish attempt of `seq` is over (published, refused or abandoned), so
+    /// the session's next seq may publish. Never moves the mark backwards.
+    async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError>;
 }

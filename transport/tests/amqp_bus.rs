@@ -70,12 +70,36 @@ async fn poison_message_is_delivered_as_error_and_dead_lettered() {
     .expect("raw publish");
 
     let delivery = next(&mut rx).await;
-    let reason = delivery.job.as_ref().expect_err("poison must not decode");
-    assert!(reason.contains("not a job"), "{reason}");
+    let decoded = delivery.job.as_ref().expect_err("poison must not decode");
+    assert!(decoded.reason.contains("not a job"), "{decoded}");
+    assert_eq!(decoded.job_id, None);
     delivery.settle.reject(false).await;
 
     let dead = get_one(&raw, &config.dead_letter_queue(), Duration::from_secs(10)).await;
     assert_eq!(dead.as_deref(), Some(&poison[..]), "poison reached the DLQ");
+
+    // A poison message that still names its job says which one, so its record can fail.
+    let id = tether_protocol::JobId::new();
+    let named = serde_json::json!({ "id": id.to_string(), "kind": 7 }).to_string();
+    raw.basic_publish(
+        config.jobs_exchange().as_str().into(),
+        n.as_str().into(),
+        BasicPublishOptions::default(),
+        named.as_bytes(),
+        BasicProperties::default(),
+    )
+    .await
+    .expect("raw publish");
+    let delivery = next(&mut rx).await;
+    let decoded = delivery.job.as_ref().expect_err("poison must not decode");
+    assert_eq!(decoded.job_id, Some(id));
+    delivery.settle.reject(false).await;
+    let dead = get_one(&raw, &config.dead_letter_queue(), Duration::from_secs(10)).await;
+    assert_eq!(
+        dead.as_deref(),
+        Some(named.as_bytes()),
+        "poison reached the DLQ"
+    );
 
     // The queue keeps flowing after the poison.
     let job = sample_job(UserUuid::random(), 1);

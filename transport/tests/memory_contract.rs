@@ -15,6 +15,9 @@ async fn store_contract() {
     contract::store_idempotency_keys(store.clone()).await;
     contract::store_webhook_outbox(store.as_ref()).await;
     contract::store_outbox_claims_are_exclusive(store.clone()).await;
+    contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
+    contract::store_undelivered_only_ends_queued_jobs(store.as_ref()).await;
+    contract::store_publish_turns_follow_seq(store.clone()).await;
 }
 
 #[tokio::test]
@@ -25,4 +28,6 @@ async fn bus_contract() {
 #[tokio::test]
 async fn registry_contract() {
     contract::registry_binds_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
+    contract::registry_tracks_node_loss(Arc::new(MemoryRegistry::new()), "mem").await;
+    contract::registry_places_atomically(Arc::new(MemoryRegistry::new()), "mem").await;
 }

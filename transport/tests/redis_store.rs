@@ -44,6 +44,9 @@ async fn store_contract() {
     contract::store_idempotency_keys(store.clone()).await;
     contract::store_webhook_outbox(store.as_ref()).await;
     contract::store_outbox_claims_are_exclusive(store.clone()).await;
+    contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
+    contract::store_undelivered_only_ends_queued_jobs(store.as_ref()).await;
+    contract::store_publish_turns_follow_seq(store.clone()).await;
 }
 
 /// A waiter on one store instance is woken by an update made through another (as an API

@@ -30,6 +30,9 @@ pub enum Cause {
 pub struct CellReport {
     pub result: ExecutionResult,
     pub cause: Cause,
+    /// The cell was the first to run in a sandbox newly attached to its session (set by
+    /// the session executor), so no earlier state of the session exists in it.
+    pub fresh_sandbox: bool,
 }
 
 /// What can stop a running cell early, besides its deadline.
@@ -259,5 +262,6 @@ fn report(
             files: Vec::new(),
         },
         cause,
+        fresh_sandbox: false,
     }
 }

@@ -64,6 +64,8 @@ pub struct Shared {
     pub files: Transfers,
     sessions: Mutex<HashMap<UserUuid, SessionHandle>>,
     generations: AtomicU64,
+    /// Told about every session the idle reaper released (see [`Engine::reaped`]).
+    reaped: Mutex<Option<mpsc::UnboundedSender<UserUuid>>>,
 }
 
 impl Shared {
@@ -163,6 +165,7 @@ impl Engine {
             shutdown: shutdown.clone(),
             sessions: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(1),
+            reaped: Mutex::new(None),
         });
         let engine = Self { shared };
         tokio::spawn(engine.clone().reap_idle());
@@ -388,6 +391,18 @@ impl Engine {
         self.shared.sessions().keys().copied().collect()
     }
 
+    /// Sessions the idle reaper releases from now on, as they go (their state is gone;
+    /// the job loop tells the registry). A later call replaces the earlier receiver.
+    pub fn reaped(&self) -> mpsc::UnboundedReceiver<UserUuid> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self
+            .shared
+            .reaped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
     /// Whether Docker answers.
     pub async fn docker_reachable(&self) -> bool {
         self.shared.runtime.ping().await
@@ -432,7 +447,16 @@ impl Engine {
                 .collect();
             for user in stale {
                 tracing::info!(user_uuid = %user, "reaping idle session");
-                self.release(user).await;
+                if self.release(user).await
+                    && let Some(tx) = self
+                        .shared
+                        .reaped
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .as_ref()
+                {
+                    let _ = tx.send(user);
+                }
             }
         }
     }

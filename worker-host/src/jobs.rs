@@ -4,6 +4,7 @@
 
 use crate::cell::{Cause, CellReport};
 use crate::engine::{Engine, EngineError, ExecuteOptions, Pending};
+use crate::rejoin;
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,19 @@ impl JobLoop {
     /// registry first (no new sessions), then stops consuming; in-flight jobs finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), tether_transport::BusError> {
         let node = self.node();
+        // What an earlier run of this node id left in the registry and store is settled
+        // before any job is taken (its sandboxes are gone: the janitor removed them).
+        if rejoin::settle_previous_run(&node, &self.store, &self.registry, &shutdown)
+            .await
+            .is_none()
+        {
+            return Ok(());
+        }
+        tokio::spawn(rejoin::report_reaped(
+            node.clone(),
+            self.registry.clone(),
+            self.engine.reaped(),
+        ));
         // The broker may not be reachable yet (or at all for a while): keep trying, so a
         // node started before RabbitMQ joins as soon as it is up.
         let mut delay = Duration::from_millis(100);
@@ -140,9 +154,18 @@ impl JobLoop {
     fn dispatch(&self, delivery: Delivery) {
         let job = match delivery.job {
             Ok(job) => job,
-            Err(reason) => {
-                tracing::error!(%reason, "poison message: rejecting to the dead-letter queue");
-                tokio::spawn(async move { delivery.settle.reject(false).await });
+            Err(poison) => {
+                tracing::error!(reason = %poison.reason, job_id = ?poison.job_id, "poison message: rejecting to the dead-letter queue");
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Some(id) = poison.job_id {
+                        // The message still names its job: end the record instead of
+                        // leaving it queued forever.
+                        let error = JobError::poison(&poison.reason);
+                        this.finish(id, JobStatus::Failed, None, Some(error)).await;
+                    }
+                    delivery.settle.reject(false).await;
+                });
                 return;
             }
         };
@@ -199,12 +222,19 @@ impl JobLoop {
             }
             JobKind::Release => {
                 tokio::spawn(async move {
-                    this.mark_started(job.id).await;
+                    // A redelivered release whose first delivery already started (or a
+                    // release whose record is gone) must not destroy a newer sandbox.
+                    if !this.mark_started(job.id).await {
+                        settle.ack().await;
+                        return;
+                    }
                     let released = this.engine.release(job.user_uuid).await;
                     let _ = this
                         .registry
                         .unbind_session(job.user_uuid, &this.node())
                         .await;
+                    // The client asked for a fresh start: an unreported loss says nothing new.
+                    let _ = this.registry.take_session_lost(job.user_uuid).await;
                     this.finish(
                         job.id,
                         JobStatus::Succeeded,
@@ -367,7 +397,12 @@ impl JobLoop {
 
     async fn finish_execute(&self, job: &Job, outcome: Result<CellReport, EngineError>) {
         let (status, result, error) = match outcome {
-            Ok(report) => classify(report),
+            Ok(mut report) => {
+                if report.fresh_sandbox {
+                    report.result.session_restarted = self.take_lost(job).await;
+                }
+                classify(report)
+            }
             Err(EngineError::Skipped) => return,
             Err(e) => (
                 JobStatus::Failed,
@@ -376,6 +411,18 @@ impl JobLoop {
             ),
         };
         self.finish(job.id, status, result, error).await;
+    }
+
+    /// Whether the session had lost its sandbox (node death, node restart, idle reaping)
+    /// before this job, the first in its new sandbox: consumes the registry's mark.
+    async fn take_lost(&self, job: &Job) -> bool {
+        match self.registry.take_session_lost(job.user_uuid).await {
+            Ok(lost) => lost,
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "could not read the session's lost mark");
+                false
+            }
+        }
     }
 
     async fn finish(
@@ -406,7 +453,7 @@ impl JobLoop {
 /// a job failure); timeouts are `timed_out`; cancelled cells `cancelled`; a dead kernel
 /// is a `failed` job that still carries what the cell printed.
 fn classify(report: CellReport) -> (JobStatus, Option<JobResult>, Option<JobError>) {
-    let CellReport { result, cause } = report;
+    let CellReport { result, cause, .. } = report;
     let message = |r: &ExecutionResult| r.message.clone().unwrap_or_default();
     match cause {
         Cause::Finished => (JobStatus::Succeeded, Some(JobResult::Execute(result)), None),

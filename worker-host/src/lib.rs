@@ -13,6 +13,7 @@
 //! - [`session_disk`] — per-session loop-mounted ext4 disks (the quota).
 //! - [`janitor`] — removing what a crashed predecessor left behind.
 //! - [`jobs`] — the node's job loop — consume the bus, run jobs, store results.
+//! - [`rejoin`] — settling what an earlier run of this node id left in registry and store.
 //! - [`config`] — settings.
 
 pub mod cell;
@@ -26,6 +27,7 @@ pub mod jobs;
 pub mod kernel;
 pub mod output;
 pub mod pool;
+pub mod rejoin;
 pub mod sandbox;
 pub mod session;
 pub mod session_disk;

@@ -121,6 +121,9 @@ impl SessionTask {
         let mut sandbox: Option<Sandbox> = None;
         // The disk as the last run left it: the manifest baseline of the next run.
         let mut baseline: Option<Snapshot> = None;
+        // A sandbox was attached and no execution has reported it yet: the next one is
+        // the first to run in it (file jobs do not report it).
+        let mut fresh = false;
         let shutdown = self.shared.shutdown.clone();
         loop {
             let command = tokio::select! {
@@ -153,6 +156,7 @@ impl SessionTask {
                     Ok(s) => {
                         tracing::info!(parent: &span, slot = %s.slot, "sandbox attached");
                         sandbox = Some(s);
+                        fresh = true;
                         self.attached.store(true, Ordering::SeqCst);
                     }
                     Err(e) => {
@@ -198,6 +202,7 @@ impl SessionTask {
                     .await;
                     match result {
                         Ok(mut report) => {
+                            report.fresh_sandbox = std::mem::take(&mut fresh);
                             let after = take_snapshot(active.disk_root(), manifest).await;
                             let (files, truncated) = changes(&before, &after, manifest);
                             if truncated {

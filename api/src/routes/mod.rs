@@ -8,6 +8,8 @@
 //! - [`session_files`]: `PUT`/`GET /api/v1/sessions/{user_uuid}/files/sandbox/…` and
 //!   `GET /api/v1/sessions/{user_uuid}/files?path=` — direct upload, download, listing.
 //! - [`status`]: `GET /api/v1/status` — pool figures across live nodes.
+//! - [`nodes`]: `POST /api/v1/nodes/{id}/drain` and `/undrain` — take a node out of
+//!   placement or put it back (operators).
 //! - [`jobs`]: the async job API — submit, poll (`?wait=`), cancel, webhook deliveries.
 //! - [`job_events`]: `GET /api/v1/jobs/{id}/events` — the job's events as SSE.
 //! - [`sessions`]: `GET /api/v1/sessions/{user_uuid}/jobs` — a session's jobs by seq.
@@ -21,6 +23,7 @@ pub mod files;
 pub mod job_events;
 pub mod jobs;
 pub mod legacy;
+pub mod nodes;
 pub mod release;
 pub mod session_files;
 pub mod sessions;
@@ -55,6 +58,8 @@ pub fn router(state: AppState) -> Router {
             get(session_files::download).put(session_files::upload),
         )
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/nodes/{id}/undrain", post(nodes::undrain))
         .route("/api/v1/jobs", post(jobs::submit))
         .route(
             "/api/v1/jobs/{id}",

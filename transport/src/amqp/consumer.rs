@@ -4,7 +4,7 @@ use super::AmqpConfig;
 use super::bounded::bounded;
 use super::link::Link;
 use super::topology;
-use crate::bus::{BusError, Delivery, Settle};
+use crate::bus::{BusError, Delivery, Poison, Settle};
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 use lapin::{Acker, Channel};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tether_protocol::{Job, NodeId};
+use tether_protocol::{Job, JobId, NodeId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -149,7 +149,10 @@ fn signal_lost(link: &Weak<Link>) {
 fn decode(message: lapin::message::Delivery, node: &NodeId, op_timeout: Duration) -> Delivery {
     let job = serde_json::from_slice::<Job>(&message.data).map_err(|e| {
         tracing::debug!(node_id = %node, error = %e, "undecodable message on node queue");
-        format!("the message is not a job: {e}")
+        Poison {
+            reason: format!("the message is not a job: {e}"),
+            job_id: carried_job_id(&message),
+        }
     });
     Delivery {
         job,
@@ -158,6 +161,18 @@ fn decode(message: lapin::message::Delivery, node: &NodeId, op_timeout: Duration
             op_timeout,
         }),
     }
+}
+
+/// The job id a poison message still carries: the `id` field of a JSON object, else the
+/// message id the bus sets on every job it publishes.
+fn carried_job_id(message: &lapin::message::Delivery) -> Option<JobId> {
+    let from_body = serde_json::from_slice::<serde_json::Value>(&message.data)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str().and_then(|s| JobId::try_from(s).ok()));
+    from_body.or_else(|| {
+        let id = message.properties.message_id().as_ref()?;
+        JobId::try_from(id.as_str()).ok()
+    })
 }
 
 /// Settles one delivery on the channel it came from. If that channel died meanwhile the

@@ -3,13 +3,15 @@
 
 use super::outbox::Outbox;
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
-use crate::store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use crate::store::{
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tether_protocol::{
-    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, UnixMillis, UserUuid,
+    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, NodeId, UnixMillis, UserUuid,
     WebhookDelivery,
 };
 use tokio::sync::Notify;
@@ -30,6 +32,10 @@ struct Inner {
     idempotency: Mutex<HashMap<String, (IdempotencyEntry, Instant)>>,
     /// Webhook deliveries. Locked after `jobs` when both are needed.
     outbox: Mutex<Outbox>,
+    /// Per session, the highest seq whose publish attempt is over.
+    published: Mutex<HashMap<UserUuid, u64>>,
+    /// Woken whenever a publish turn ends.
+    turn_ended: Notify,
     ttl: Duration,
 }
 
@@ -59,6 +65,8 @@ impl MemoryStore {
                 sessions: Mutex::new(HashMap::new()),
                 idempotency: Mutex::new(HashMap::new()),
                 outbox: Mutex::new(Outbox::default()),
+                published: Mutex::new(HashMap::new()),
+                turn_ended: Notify::new(),
                 ttl,
             }),
         }
@@ -79,6 +87,10 @@ impl MemoryStore {
         {
             self.outbox().enqueue(record.job.id, url, UnixMillis::now());
         }
+    }
+
+    fn published(&self, user: UserUuid) -> u64 {
+        lock(&self.inner.published).get(&user).copied().unwrap_or(0)
     }
 
     fn notifier(&self, id: JobId) -> Option<Arc<Notify>> {
@@ -319,5 +331,44 @@ impl JobStore for MemoryStore {
         next: DeliveryNext,
     ) -> Result<Option<WebhookDelivery>, StoreError> {
         Ok(self.outbox().record(claim, attempt, &next))
+    }
+
+    async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        Ok(self
+            .jobs()
+            .values()
+            .filter(|e| indexed_node(&e.record) == Some(node))
+            .map(|e| e.record.job.id)
+            .collect())
+    }
+
+    async fn wait_publish_turn(
+        &self,
+        user: UserUuid,
+        seq: u64,
+        within: Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let ended = self.inner.turn_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.published(user) + 1 >= seq {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return Ok(self.published(user) + 1 >= seq);
+            }
+        }
+    }
+
+    async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError> {
+        {
+            let mut published = lock(&self.inner.published);
+            let mark = published.entry(user).or_insert(0);
+            *mark = (*mark).max(seq);
+        }
+        self.inner.turn_ended.notify_waiters();
+        Ok(())
     }
 }

@@ -6,11 +6,17 @@
 //! | `{prefix}nodes` | a set of node ids that have beaten; expired ones are pruned on listing |
 //! | `{prefix}draining` | a set of draining node ids, apart so that a heartbeat never clears it |
 //! | `{prefix}session:{user}` | the node the session is bound to (no TTL) |
+//! | `{prefix}node-sessions:{id}` | the sessions bound to the node (the reverse of the above) |
+//! | `{prefix}lost:{user}` | present while a session's loss is unreported (TTL = record TTL) |
+//! | `{prefix}watched-nodes` | node ids that have beaten and were not forgotten after death |
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{BIND_SESSION, LIVE_NODES, UNBIND_SESSION};
-use crate::registry::{NodeInfo, RegistryError, SessionRegistry};
+use super::scripts::{
+    BIND_SESSION, EXPIRED_NODES, FORGET_NODE, LIVE_NODES, LOSE_SESSION, LOSE_SESSIONS_OF,
+    PLACE_SESSION, UNBIND_SESSION,
+};
+use crate::registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::time::Duration;
@@ -32,6 +38,17 @@ impl RedisRegistry {
     fn node_id(value: String) -> Result<NodeId, Failure> {
         NodeId::try_from(value).map_err(|e| Failure::Corrupt(format!("session binding: {e}")))
     }
+
+    fn user(value: &str) -> Result<UserUuid, Failure> {
+        UserUuid::try_from(value).map_err(|e| Failure::Corrupt(format!("node session set: {e}")))
+    }
+
+    /// How long a lost mark waits for the session's next job.
+    fn lost_ttl_ms(&self) -> u64 {
+        u64::try_from(self.pool.config.record_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
 }
 
 #[async_trait]
@@ -51,6 +68,10 @@ impl SessionRegistry for RedisRegistry {
             .ignore()
             .cmd("SADD")
             .arg(names::nodes_key(prefix))
+            .arg(info.id.as_str())
+            .ignore()
+            .cmd("SADD")
+            .arg(names::watched_nodes_key(prefix))
             .arg(info.id.as_str())
             .ignore();
         Ok(self.pool.bounded(beat.query_async(&mut conn)).await?)
@@ -78,15 +99,17 @@ impl SessionRegistry for RedisRegistry {
         let mut invocation = LIVE_NODES.key(names::nodes_key(prefix));
         invocation
             .key(names::draining_key(prefix))
-            .arg(node_key_prefix(prefix));
-        let live: Vec<(String, bool)> = self
+            .arg(node_key_prefix(prefix))
+            .arg(node_sessions_prefix(prefix));
+        let live: Vec<(String, bool, u32)> = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
             .await?;
         let mut nodes = Vec::with_capacity(live.len());
-        for (json, draining) in live {
+        for (json, draining, bound) in live {
             let mut info: NodeInfo = decode("node heartbeat", &json)?;
             info.draining |= draining;
+            info.sessions = info.sessions.max(bound);
             nodes.push(info);
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
@@ -104,9 +127,13 @@ impl SessionRegistry for RedisRegistry {
     }
 
     async fn bind_session(&self, user: UserUuid, node: &NodeId) -> Result<NodeId, RegistryError> {
+        let prefix = self.pool.prefix();
         let mut conn = self.pool.conn().await?;
-        let mut invocation = BIND_SESSION.key(names::session_key(self.pool.prefix(), &user));
-        invocation.arg(node.as_str());
+        let mut invocation = BIND_SESSION.key(names::session_key(prefix, &user));
+        invocation
+            .key(names::node_sessions_key(prefix, node))
+            .arg(node.as_str())
+            .arg(user.to_string());
         let bound: String = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
@@ -114,10 +141,38 @@ impl SessionRegistry for RedisRegistry {
         Ok(Self::node_id(bound)?)
     }
 
-    async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError> {
+    async fn place_session(
+        &self,
+        user: UserUuid,
+        candidates: &[Candidate],
+    ) -> Result<Option<NodeId>, RegistryError> {
+        let prefix = self.pool.prefix();
         let mut conn = self.pool.conn().await?;
-        let mut invocation = UNBIND_SESSION.key(names::session_key(self.pool.prefix(), &user));
-        invocation.arg(node.as_str());
+        let mut invocation = PLACE_SESSION.key(names::session_key(prefix, &user));
+        invocation
+            .arg(user.to_string())
+            .arg(node_sessions_prefix(prefix));
+        for c in candidates {
+            invocation
+                .arg(c.node.as_str())
+                .arg(c.capacity)
+                .arg(c.sessions);
+        }
+        let placed: Option<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(placed.map(Self::node_id).transpose()?)
+    }
+
+    async fn unbind_session(&self, user: UserUuid, node: &NodeId) -> Result<(), RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = UNBIND_SESSION.key(names::session_key(prefix, &user));
+        invocation
+            .key(names::node_sessions_key(prefix, node))
+            .arg(node.as_str())
+            .arg(user.to_string());
         let _deleted: i64 = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
@@ -136,11 +191,101 @@ impl SessionRegistry for RedisRegistry {
             .await?;
         Ok(())
     }
+
+    async fn expired_nodes(&self) -> Result<Vec<NodeId>, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = EXPIRED_NODES.key(names::watched_nodes_key(prefix));
+        invocation.arg(node_key_prefix(prefix));
+        let dead: Vec<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        let mut dead = dead
+            .into_iter()
+            .map(Self::node_id)
+            .collect::<Result<Vec<_>, _>>()?;
+        dead.sort();
+        Ok(dead)
+    }
+
+    async fn forget_node(&self, node: &NodeId) -> Result<bool, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = FORGET_NODE.key(names::watched_nodes_key(prefix));
+        invocation
+            .key(names::node_key(prefix, node))
+            .arg(node.as_str());
+        let forgotten: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(forgotten == 1)
+    }
+
+    async fn lose_sessions_of(&self, node: &NodeId) -> Result<Vec<UserUuid>, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = LOSE_SESSIONS_OF.key(names::node_sessions_key(prefix, node));
+        invocation
+            .arg(node.as_str())
+            .arg(session_key_prefix(prefix))
+            .arg(lost_key_prefix(prefix))
+            .arg(self.lost_ttl_ms());
+        let lost: Vec<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(lost
+            .iter()
+            .map(|u| Self::user(u))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn lose_session(&self, user: UserUuid, node: &NodeId) -> Result<bool, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = LOSE_SESSION.key(names::session_key(prefix, &user));
+        invocation
+            .key(names::node_sessions_key(prefix, node))
+            .key(names::lost_key(prefix, &user))
+            .arg(node.as_str())
+            .arg(user.to_string())
+            .arg(self.lost_ttl_ms());
+        let lost: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(lost == 1)
+    }
+
+    async fn take_session_lost(&self, user: UserUuid) -> Result<bool, RegistryError> {
+        let mut conn = self.pool.conn().await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(names::lost_key(self.pool.prefix(), &user));
+        let deleted: i64 = self.pool.bounded(del.query_async(&mut conn)).await?;
+        Ok(deleted == 1)
+    }
 }
 
 /// `{prefix}node:` — what [`names::node_key`] puts before the node id.
 fn node_key_prefix(prefix: &str) -> String {
     format!("{prefix}node:")
+}
+
+/// `{prefix}node-sessions:` — what [`names::node_sessions_key`] puts before the node id.
+fn node_sessions_prefix(prefix: &str) -> String {
+    format!("{prefix}node-sessions:")
+}
+
+/// `{prefix}session:` — what [`names::session_key`] puts before the user.
+fn session_key_prefix(prefix: &str) -> String {
+    format!("{prefix}session:")
+}
+
+/// `{prefix}lost:` — what [`names::lost_key`] puts before the user.
+fn lost_key_prefix(prefix: &str) -> String {
+    format!("{prefix}lost:")
 }
 
 #[cfg(test)]
@@ -153,6 +298,19 @@ mod tests {
         assert_eq!(
             format!("{}{node}", node_key_prefix("p:")),
             names::node_key("p:", &node)
+        );
+        assert_eq!(
+            format!("{}{node}", node_sessions_prefix("p:")),
+            names::node_sessions_key("p:", &node)
+        );
+        let user = UserUuid::random();
+        assert_eq!(
+            format!("{}{user}", session_key_prefix("p:")),
+            names::session_key("p:", &user)
+        );
+        assert_eq!(
+            format!("{}{user}", lost_key_prefix("p:")),
+            names::lost_key("p:", &user)
         );
     }
 }

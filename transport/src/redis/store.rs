@@ -5,6 +5,8 @@
 //! | `{prefix}job:{id}` | the record as JSON, TTL `record_ttl` refreshed on each change |
 //! | `{prefix}events:{id}` | the event log, a list (position + 1 = index), same TTL |
 //! | `{prefix}seq:{user}` | the session's sequence counter (no TTL, like the in-memory store) |
+//! | `{prefix}published:{user}` | the highest seq whose publish attempt is over (no TTL) |
+//! | `{prefix}node-jobs:{node}` | a set of the non-terminal job ids whose record names the node |
 //! | `{prefix}session_jobs:{user}` | the session's job index, a sorted set by seq, TTL 2 × `record_ttl` from the last insert |
 //! | `{prefix}idem:{key}` | an idempotency key's entry, its own TTL |
 //! | `{prefix}delivery:{id}` | a job's webhook delivery as JSON, TTL `record_ttl` refreshed on each attempt |
@@ -14,16 +16,18 @@
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{APPEND_EVENT, COMPARE_AND_SET, COMPARE_AND_SET_QUEUE_WEBHOOK, INSERT_JOB};
+use super::scripts::{ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_JOB};
 use super::wakeup::{Wakeups, listen};
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
-use crate::store::{IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome};
+use crate::store::{
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+};
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_protocol::{
-    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, UnixMillis, UserUuid,
+    DeliveryAttempt, JobEvent, JobEventKind, JobId, JobRecord, NodeId, UnixMillis, UserUuid,
     WebhookDelivery, names,
 };
 use tokio::time::Instant;
@@ -31,6 +35,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Optimistic writes retry this often when other writers keep changing the same record.
 const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// A waiter for its publish turn re-reads the mark after this long at first, doubling up
+/// to [`TURN_POLL_MAX`]. Waiting only happens when one session's jobs race.
+const TURN_POLL_FIRST: Duration = Duration::from_millis(1);
+const TURN_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Job records, event logs and wake-ups in Redis. Every call is bounded by
 /// [`RedisConfig::op_timeout`](super::RedisConfig::op_timeout): while Redis is down calls
@@ -97,30 +106,37 @@ impl RedisStore {
                 return Ok(Modified::Missing);
             };
             let mut record: JobRecord = decode("job record", &old)?;
+            let was_on = indexed_node(&record).cloned();
             if !change(&mut record) {
                 return Ok(Modified::Unchanged(record));
             }
-            let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
-            let mut conn = self.pool.conn().await?;
-            let webhook = queued_webhook(&record);
-            let mut invocation = match &webhook {
-                None => COMPARE_AND_SET.key(&key),
-                Some(_) => {
-                    let mut invocation = COMPARE_AND_SET_QUEUE_WEBHOOK.key(&key);
-                    invocation
-                        .key(names::delivery_key(prefix, &id))
-                        .key(names::deliveries_due_key(prefix));
-                    invocation
-                }
+            let now_on = indexed_node(&record).cloned();
+            let index = |node: &Option<NodeId>| match node {
+                Some(node) => names::node_jobs_key(prefix, node),
+                None => key.clone(),
             };
+            let moved = was_on != now_on;
+            let flag = |b: bool| if b { "1" } else { "0" };
+            let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
+            let webhook = queued_webhook(&record);
+            let mut conn = self.pool.conn().await?;
+            let mut invocation = COMPARE_AND_SET.key(&key);
             invocation
+                .key(index(&was_on))
+                .key(index(&now_on))
                 .arg(&old)
                 .arg(&new)
                 .arg(self.ttl_ms())
                 .arg(&channel)
-                .arg(id.to_string());
+                .arg(id.to_string())
+                .arg(flag(moved && was_on.is_some()))
+                .arg(flag(moved && now_on.is_some()));
             if let Some((delivery, now)) = &webhook {
-                invocation.arg(delivery).arg(now.0);
+                invocation
+                    .key(names::delivery_key(prefix, &id))
+                    .key(names::deliveries_due_key(prefix))
+                    .arg(delivery)
+                    .arg(now.0);
             }
             let (outcome, now): (i64, Option<String>) = self
                 .pool
@@ -158,6 +174,9 @@ impl JobStore for RedisStore {
             .arg(self.ttl_ms().saturating_mul(2))
             .arg(&delivery)
             .arg(now.0);
+        if let Some(node) = indexed_node(record) {
+            invocation.key(names::node_jobs_key(prefix, node));
+        }
         let inserted: i64 = self
             .pool
             .bounded(invocation.invoke_async(&mut conn))
@@ -336,6 +355,61 @@ impl JobStore for RedisStore {
         next: DeliveryNext,
     ) -> Result<Option<WebhookDelivery>, StoreError> {
         Ok(self.record_delivery_attempt(claim, attempt, next).await?)
+    }
+
+    async fn active_jobs_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = ACTIVE_JOBS.key(names::node_jobs_key(prefix, node));
+        invocation.arg(format!("{prefix}job:"));
+        let ids: Vec<String> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        ids.into_iter()
+            .map(|id| {
+                JobId::try_from(id.as_str())
+                    .map_err(|e| StoreError::Corrupt(format!("node job index: {e}")))
+            })
+            .collect()
+    }
+
+    async fn wait_publish_turn(
+        &self,
+        user: UserUuid,
+        seq: u64,
+        within: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = names::published_key(self.pool.prefix(), &user);
+        let deadline = Instant::now() + within;
+        let mut pause = TURN_POLL_FIRST;
+        loop {
+            let mut conn = self.pool.conn().await?;
+            let mut get = redis::cmd("GET");
+            get.arg(&key);
+            let mark: Option<u64> = self.pool.bounded(get.query_async(&mut conn)).await?;
+            drop(conn);
+            if mark.unwrap_or(0) + 1 >= seq {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - Instant::now())).await;
+            pause = (pause * 2).min(TURN_POLL_MAX);
+        }
+    }
+
+    async fn finish_publish_turn(&self, user: UserUuid, seq: u64) -> Result<(), StoreError> {
+        let mut conn = self.pool.conn().await?;
+        let mut invocation =
+            FINISH_PUBLISH_TURN.key(names::published_key(self.pool.prefix(), &user));
+        invocation.arg(seq);
+        let _: i64 = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(())
     }
 }
 
