@@ -4,31 +4,12 @@
 
 mod common;
 
-use common::{redis_config, redis_pool};
+use common::{finished, queued, redis_config, redis_pool};
 use std::time::{Duration, Instant};
-use tether_protocol::{JobRecord, JobStatus, UnixMillis, UserUuid};
+use tether_protocol::{JobRecord, JobStatus, UserUuid};
 use tether_transport::contract::sample_job;
 use tether_transport::redis::{RedisConfig, RedisPool, RedisRegistry, RedisStore};
-use tether_transport::{JobStore, RecordUpdate, SessionRegistry, StoreError};
-
-fn finished() -> RecordUpdate {
-    RecordUpdate::Finished {
-        status: JobStatus::Succeeded,
-        result: None,
-        error: None,
-        at: UnixMillis::now(),
-    }
-}
-
-async fn queued(store: &RedisStore) -> tether_protocol::JobId {
-    let job = sample_job(UserUuid::random(), 1);
-    let id = job.id;
-    store
-        .insert(&JobRecord::queued(job, None))
-        .await
-        .expect("insert");
-    id
-}
+use tether_transport::{JobStore, SessionRegistry, StoreError};
 
 #[tokio::test]
 async fn closed_port_answers_unavailable_fast() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{percentiles, redis_config, redis_pool, redis_url};
+use common::{finished, percentiles, queued, redis_config, redis_pool, redis_url};
 use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,25 +11,6 @@ use tether_protocol::{JobRecord, JobStatus, NodeId, UnixMillis, UserUuid};
 use tether_transport::contract::{self, sample_job};
 use tether_transport::redis::RedisStore;
 use tether_transport::{JobStore, RecordUpdate, UpdateOutcome};
-
-fn finished() -> RecordUpdate {
-    RecordUpdate::Finished {
-        status: JobStatus::Succeeded,
-        result: None,
-        error: None,
-        at: UnixMillis::now(),
-    }
-}
-
-async fn queued(store: &RedisStore) -> tether_protocol::JobId {
-    let job = sample_job(UserUuid::random(), 1);
-    let id = job.id;
-    store
-        .insert(&JobRecord::queued(job, None))
-        .await
-        .expect("insert");
-    id
-}
 
 #[tokio::test]
 async fn store_contract() {

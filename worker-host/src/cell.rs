@@ -69,7 +69,7 @@ pub async fn run_cell(
     let sink = control.sink.as_ref();
     sandbox.kernel.drain_stale();
 
-    let end = match sandbox
+    let (id, end) = match sandbox
         .kernel
         .execute(
             code,
@@ -80,10 +80,9 @@ pub async fn run_cell(
         )
         .await
     {
-        Ok((id, end)) => (id, end),
+        Ok(sent) => sent,
         Err(_) => (String::new(), ExecEnd::KernelLost(Collected::default())),
     };
-    let (id, end) = end;
     let (collected, cause) = match end {
         ExecEnd::Completed(c) => {
             let outcome = if c.error.is_some() {

@@ -9,8 +9,8 @@ use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_protocol::{
-    ErrorCode, ExecutionResult, Job, JobError, JobEventKind, JobId, JobKind, JobResult, JobStatus,
-    NodeId, Output, UnixMillis,
+    ErrorCode, Job, JobError, JobEventKind, JobId, JobKind, JobResult, JobStatus, NodeId, Output,
+    UnixMillis,
 };
 use tether_transport::{
     Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError, UpdateOutcome,
@@ -454,43 +454,17 @@ impl JobLoop {
 /// is a `failed` job that still carries what the cell printed.
 fn classify(report: CellReport) -> (JobStatus, Option<JobResult>, Option<JobError>) {
     let CellReport { result, cause, .. } = report;
-    let message = |r: &ExecutionResult| r.message.clone().unwrap_or_default();
-    match cause {
-        Cause::Finished => (JobStatus::Succeeded, Some(JobResult::Execute(result)), None),
-        Cause::Timeout => {
-            let error = JobError {
-                code: ErrorCode::ExecutionTimeout,
-                message: message(&result),
-            };
-            (
-                JobStatus::TimedOut,
-                Some(JobResult::Execute(result)),
-                Some(error),
-            )
-        }
-        Cause::Cancelled => {
-            let error = JobError {
-                code: ErrorCode::Cancelled,
-                message: message(&result),
-            };
-            (
-                JobStatus::Cancelled,
-                Some(JobResult::Execute(result)),
-                Some(error),
-            )
-        }
-        Cause::KernelDied => {
-            let error = JobError {
-                code: ErrorCode::SandboxUnavailable,
-                message: message(&result),
-            };
-            (
-                JobStatus::Failed,
-                Some(JobResult::Execute(result)),
-                Some(error),
-            )
-        }
-    }
+    let (status, code) = match cause {
+        Cause::Finished => return (JobStatus::Succeeded, Some(JobResult::Execute(result)), None),
+        Cause::Timeout => (JobStatus::TimedOut, ErrorCode::ExecutionTimeout),
+        Cause::Cancelled => (JobStatus::Cancelled, ErrorCode::Cancelled),
+        Cause::KernelDied => (JobStatus::Failed, ErrorCode::SandboxUnavailable),
+    };
+    let error = JobError {
+        code,
+        message: result.message.clone().unwrap_or_default(),
+    };
+    (status, Some(JobResult::Execute(result)), Some(error))
 }
 
 /// Retry a store call while the store is unavailable (bounded: about a minute), so a

@@ -133,3 +133,25 @@ pub fn percentiles(mut samples: Vec<Duration>) -> String {
         at(1.0)
     )
 }
+
+/// The update that ends a job successfully, with no result.
+pub fn finished() -> tether_transport::RecordUpdate {
+    tether_transport::RecordUpdate::Finished {
+        status: tether_protocol::JobStatus::Succeeded,
+        result: None,
+        error: None,
+        at: tether_protocol::UnixMillis::now(),
+    }
+}
+
+/// Insert a fresh queued job; returns its id.
+pub async fn queued(store: &tether_transport::redis::RedisStore) -> tether_protocol::JobId {
+    use tether_transport::JobStore;
+    let job = tether_transport::contract::sample_job(UserUuid::random(), 1);
+    let id = job.id;
+    store
+        .insert(&tether_protocol::JobRecord::queued(job, None))
+        .await
+        .expect("insert");
+    id
+}
