@@ -44,7 +44,6 @@ impl Dispatcher {
         Ok(match self.store.update(id, update).await? {
             UpdateOutcome::Applied(record) => {
                 tracing::info!(job_id = %id, "queued job cancelled");
-                self.announce_terminal(&record).await;
                 Cancellation::Cancelled(record)
             }
             // The node started it meanwhile; the flag set above makes it interrupt.

@@ -143,9 +143,8 @@ impl Dispatcher {
                 error: Some(JobError::session_lost(node)),
                 at: UnixMillis::now(),
             };
-            if let UpdateOutcome::Applied(record) = self.store.update(id, update).await? {
+            if let UpdateOutcome::Applied(_) = self.store.update(id, update).await? {
                 loss.jobs += 1;
-                self.announce_terminal(&record).await;
             }
         }
         Ok(loss)

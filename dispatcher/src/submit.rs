@@ -7,8 +7,8 @@ use crate::placement::{NoPlacement, candidates};
 use serde_json::Value;
 use std::time::Duration;
 use tether_protocol::{
-    ErrorCode, Job, JobError, JobEventKind, JobId, JobKind, JobRecord, JobResult, JobStatus,
-    NodeId, UnixMillis, UserUuid,
+    ErrorCode, Job, JobError, JobId, JobKind, JobRecord, JobResult, JobStatus, NodeId, UnixMillis,
+    UserUuid,
 };
 use tether_transport::{BusError, RecordUpdate, UpdateOutcome};
 use tracing::Instrument;
@@ -244,11 +244,7 @@ impl Dispatcher {
             at: now,
         };
         match self.store.update(record.job.id, update).await? {
-            UpdateOutcome::Applied(record) => {
-                self.announce_terminal(&record).await;
-                Ok(record)
-            }
-            UpdateOutcome::Stale(record) => Ok(record),
+            UpdateOutcome::Applied(record) | UpdateOutcome::Stale(record) => Ok(record),
             UpdateOutcome::Missing => Err(DispatchError::SessionLost {
                 job: record.job.id,
                 node: gone,
@@ -269,7 +265,6 @@ impl Dispatcher {
         record.finished_at = Some(now);
         record.result = Some(JobResult::Release { released: false });
         self.store.insert(&record).await?;
-        self.announce_terminal(&record).await;
         tracing::debug!("release of a session without sandbox completed at once");
         Ok(record)
     }
@@ -295,11 +290,7 @@ impl Dispatcher {
             at: UnixMillis::now(),
         };
         match self.store.update(record.job.id, update).await {
-            Ok(UpdateOutcome::Applied(record)) => {
-                self.announce_terminal(&record).await;
-                None
-            }
-            Ok(UpdateOutcome::Missing) => None,
+            Ok(UpdateOutcome::Applied(_) | UpdateOutcome::Missing) => None,
             Ok(UpdateOutcome::Stale(taken)) => {
                 tracing::warn!(
                     status = taken.status.as_str(),
@@ -311,21 +302,6 @@ impl Dispatcher {
                 tracing::error!(error = %e, "could not fail an undeliverable job");
                 None
             }
-        }
-    }
-}
-
-impl Dispatcher {
-    /// Append the terminal `status` event to the job's log, so that event streams end the
-    /// same way whoever finished the job. Call only after the update that made it terminal
-    /// was applied (exactly one caller wins that). Best effort: streams also end when they
-    /// find the record terminal.
-    pub(crate) async fn announce_terminal(&self, record: &JobRecord) {
-        let status = JobEventKind::Status {
-            status: record.status,
-        };
-        if let Err(e) = self.store.append_event(record.job.id, status).await {
-            tracing::warn!(job_id = %record.job.id, error = %e, "could not record the terminal event");
         }
     }
 }

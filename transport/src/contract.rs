@@ -96,6 +96,86 @@ pub async fn store_transitions_only_move_forward(store: &dyn JobStore) {
     assert!(record.started_at.is_some() && record.finished_at.is_some());
 }
 
+/// Every status change is logged as a status event in the same step (and a record
+/// inserted finished carries its event); a job whose cancel was requested never starts.
+pub async fn store_status_changes_are_logged(store: &dyn JobStore) {
+    let statuses = |events: Vec<tether_protocol::JobEvent>| -> Vec<(u64, Option<JobStatus>)> {
+        events
+            .into_iter()
+            .map(|e| match e.kind {
+                JobEventKind::Status { status } => (e.index, Some(status)),
+                _ => (e.index, None),
+            })
+            .collect()
+    };
+    let quick = Duration::from_millis(10);
+    let job = sample_job(UserUuid::random(), 1);
+    let id = job.id;
+    store.insert(&JobRecord::queued(job, None)).await.unwrap();
+    assert!(store.events_after(id, 0, quick).await.unwrap().is_empty());
+    let started = RecordUpdate::Started {
+        node: node("n1"),
+        at: UnixMillis::now(),
+    };
+    store.update(id, started.clone()).await.unwrap();
+    store.update(id, started).await.unwrap(); // stale: no second event
+    let output = JobEventKind::Stream {
+        name: StreamName::Stdout,
+        text: "1\n".into(),
+    };
+    assert_eq!(store.append_event(id, output).await.unwrap(), 2);
+    let finish = |status| RecordUpdate::Finished {
+        status,
+        result: None,
+        error: None,
+        at: UnixMillis::now(),
+    };
+    store
+        .update(id, finish(JobStatus::Succeeded))
+        .await
+        .unwrap();
+    store.update(id, finish(JobStatus::Failed)).await.unwrap(); // stale
+    assert_eq!(
+        statuses(store.events_after(id, 0, quick).await.unwrap()),
+        vec![
+            (1, Some(JobStatus::Running)),
+            (2, None),
+            (3, Some(JobStatus::Succeeded))
+        ]
+    );
+
+    // Inserted already finished (a release with nothing to release): one terminal event.
+    let mut done = JobRecord::queued(sample_job(UserUuid::random(), 1), None);
+    done.status = JobStatus::Succeeded;
+    let done_id = done.job.id;
+    store.insert(&done).await.unwrap();
+    assert_eq!(
+        statuses(store.events_after(done_id, 0, quick).await.unwrap()),
+        vec![(1, Some(JobStatus::Succeeded))]
+    );
+
+    // Cancel requested while queued: the start is refused, nothing is logged.
+    let job = sample_job(UserUuid::random(), 1);
+    let id = job.id;
+    store.insert(&JobRecord::queued(job, None)).await.unwrap();
+    store.request_cancel(id).await.unwrap();
+    let refused = store
+        .update(
+            id,
+            RecordUpdate::Started {
+                node: node("n1"),
+                at: UnixMillis::now(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        refused,
+        UpdateOutcome::Stale(r) if r.status == JobStatus::Queued && r.cancel_requested
+    ));
+    assert!(store.events_after(id, 0, quick).await.unwrap().is_empty());
+}
+
 /// A waiter wakes as soon as the job ends, not at its timeout.
 pub async fn store_wait_wakes_on_finish(store: Arc<dyn JobStore>) {
     let job = sample_job(UserUuid::random(), 1);

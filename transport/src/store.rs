@@ -10,6 +10,19 @@ use tether_protocol::{
     NodeId, UnixMillis, UserUuid, WebhookDelivery,
 };
 
+/// The event a store appends when a change moves `record` to a new status (from
+/// `before`; `None` for an insert): every status a job reaches, its event log says so.
+pub(crate) fn status_event(before: Option<JobStatus>, record: &JobRecord) -> Option<JobEventKind> {
+    let changed = match before {
+        Some(before) => before != record.status,
+        // A record inserted queued needs no event; one inserted finished does.
+        None => record.status.is_terminal(),
+    };
+    changed.then_some(JobEventKind::Status {
+        status: record.status,
+    })
+}
+
 /// Where the store's node index files a record: the node of a non-terminal record.
 pub(crate) fn indexed_node(record: &JobRecord) -> Option<&NodeId> {
     if record.status.is_terminal() {
@@ -34,14 +47,16 @@ pub enum StoreError {
 }
 
 /// A change to a record. Applied only if it moves the status forward (a reroute or an
-/// undelivered job: only while the job is still queued).
+/// undelivered job: only while the job is still queued; a start: only if no cancel was
+/// requested, so a job cancelled while queued never starts).
 #[derive(Debug, Clone)]
 #[expect(
     clippy::large_enum_variant,
     reason = "short-lived values; boxing the result would only add an allocation"
 )]
 pub enum RecordUpdate {
-    /// A worker began executing the job.
+    /// A worker begins executing the job. Not applied once a cancel was requested: the
+    /// worker then ends the job `cancelled` instead of running it.
     Started { node: NodeId, at: UnixMillis },
     /// The job was moved to another node's queue before any worker started it (its node
     /// vanished while it was being routed). Applies only to a `queued` record.
@@ -85,9 +100,10 @@ impl RecordUpdate {
             RecordUpdate::Undelivered { status, .. } => {
                 record.status == JobStatus::Queued && status.is_terminal()
             }
-            RecordUpdate::Started { .. } | RecordUpdate::Finished { .. } => {
-                record.status.can_become(self.status())
+            RecordUpdate::Started { .. } => {
+                record.status.can_become(JobStatus::Running) && !record.cancel_requested
             }
+            RecordUpdate::Finished { .. } => record.status.can_become(self.status()),
         };
         if !forward {
             return false;
@@ -149,7 +165,11 @@ pub struct IdempotencyEntry {
 ///   change: a webhook is never lost between the two;
 /// - `insert` and `update` file every non-terminal record under the node it names
 ///   (`node_id`), read by [`JobStore::active_jobs_on`], so that the jobs of a dead node
-///   can be found and failed.
+///   can be found and failed;
+/// - an `update` that changes the status (and an `insert` of a record that is already
+///   terminal) appends a [`JobEventKind::Status`] event with the new status to the job's
+///   log in the same step, so every event stream ends the same way whoever ended the job,
+///   without an extra round trip.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Store a new record. Fails with [`StoreError::Duplicate`] if the id exists.

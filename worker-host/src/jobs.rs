@@ -314,26 +314,9 @@ impl JobLoop {
         }
     }
 
-    /// The start gate: skip jobs cancelled (or already finished) while queued; otherwise
-    /// mark the job running and watch for a cancel request while it runs.
+    /// The start gate: mark the job running and watch for a cancel request while it runs;
+    /// skip it if it was cancelled (or already started or finished) meanwhile.
     async fn start(self, id: JobId, cancel: CancellationToken) -> bool {
-        match with_retry(|| self.store.get(id)).await {
-            Some(Some(record)) if record.cancel_requested => {
-                self.finish(
-                    id,
-                    JobStatus::Cancelled,
-                    None,
-                    Some(JobError {
-                        code: ErrorCode::Cancelled,
-                        message: "The job was cancelled before it started.".into(),
-                    }),
-                )
-                .await;
-                return false;
-            }
-            Some(Some(record)) if record.status.is_terminal() => return false,
-            _ => {}
-        }
         if !self.mark_started(id).await {
             return false;
         }
@@ -356,27 +339,29 @@ impl JobLoop {
         true
     }
 
+    /// Move the job to `running` (the store appends the event); returns whether this
+    /// delivery may run it. A job cancelled while queued is ended `cancelled` here and
+    /// never runs; one already started (a redelivery) or finished is skipped.
     async fn mark_started(&self, id: JobId) -> bool {
         let update = RecordUpdate::Started {
             node: self.node(),
             at: UnixMillis::now(),
         };
-        let applied = matches!(
-            with_retry(|| self.store.update(id, update.clone())).await,
-            Some(UpdateOutcome::Applied(_))
-        );
-        if applied {
-            let _ = self
-                .store
-                .append_event(
-                    id,
-                    JobEventKind::Status {
-                        status: JobStatus::Running,
-                    },
-                )
-                .await;
+        match with_retry(|| self.store.update(id, update.clone())).await {
+            Some(UpdateOutcome::Applied(_)) => true,
+            Some(UpdateOutcome::Stale(record))
+                if record.status == JobStatus::Queued && record.cancel_requested =>
+            {
+                let error = JobError {
+                    code: ErrorCode::Cancelled,
+                    message: "The job was cancelled before it started.".into(),
+                };
+                self.finish(id, JobStatus::Cancelled, None, Some(error))
+                    .await;
+                false
+            }
+            Some(UpdateOutcome::Stale(_) | UpdateOutcome::Missing) | None => false,
         }
-        applied
     }
 
     /// Forward outputs to the job's event log as the kernel produces them.
@@ -438,14 +423,8 @@ impl JobLoop {
             error,
             at: UnixMillis::now(),
         };
-        if let Some(UpdateOutcome::Applied(_)) =
-            with_retry(|| self.store.update(id, update.clone())).await
-        {
-            let _ = self
-                .store
-                .append_event(id, JobEventKind::Status { status })
-                .await;
-        }
+        // The store appends the terminal status event with the change.
+        let _ = with_retry(|| self.store.update(id, update.clone())).await;
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tether_protocol::{JobError, JobEventKind, JobStatus, NodeId, UnixMillis, UserUuid};
+use tether_protocol::{JobError, JobStatus, NodeId, UnixMillis, UserUuid};
 use tether_transport::{JobStore, RecordUpdate, SessionRegistry, UpdateOutcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -70,10 +70,6 @@ async fn try_settle(
             store.update(id, update).await.map_err(|e| e.to_string())?
         {
             jobs += 1;
-            let status = JobStatus::SessionLost;
-            let _ = store
-                .append_event(id, JobEventKind::Status { status })
-                .await;
         }
     }
     let settled = Settled {

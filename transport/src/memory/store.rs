@@ -4,7 +4,7 @@
 use super::outbox::Outbox;
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 use crate::store::{
-    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node, status_event,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +47,15 @@ struct Entry {
     changed: Arc<Notify>,
     /// When the record became terminal (for expiry).
     finished: Option<Instant>,
+}
+
+impl Entry {
+    /// Append to the event log; returns the event's index (the caller wakes readers).
+    fn push_event(&mut self, kind: JobEventKind) -> u64 {
+        let index = self.events.len() as u64 + 1;
+        self.events.push(JobEvent { index, kind });
+        index
+    }
 }
 
 impl Default for MemoryStore {
@@ -140,11 +149,15 @@ impl JobStore for MemoryStore {
         if jobs.contains_key(&id) {
             return Err(StoreError::Duplicate(id));
         }
+        let events = status_event(None, record)
+            .map(|kind| JobEvent { index: 1, kind })
+            .into_iter()
+            .collect();
         jobs.insert(
             id,
             Entry {
                 record: record.clone(),
-                events: Vec::new(),
+                events,
                 changed: Arc::new(Notify::new()),
                 finished: record.status.is_terminal().then(Instant::now),
             },
@@ -166,8 +179,12 @@ impl JobStore for MemoryStore {
         let Some(entry) = jobs.get_mut(&id) else {
             return Ok(UpdateOutcome::Missing);
         };
+        let before = entry.record.status;
         if !update.apply(&mut entry.record) {
             return Ok(UpdateOutcome::Stale(entry.record.clone()));
+        }
+        if let Some(kind) = status_event(Some(before), &entry.record) {
+            entry.push_event(kind);
         }
         if entry.record.status.is_terminal() {
             entry.finished = Some(Instant::now());
@@ -225,8 +242,7 @@ impl JobStore for MemoryStore {
         let Some(entry) = jobs.get_mut(&id) else {
             return Ok(0);
         };
-        let index = entry.events.len() as u64 + 1;
-        entry.events.push(JobEvent { index, kind });
+        let index = entry.push_event(kind);
         entry.changed.notify_waiters();
         Ok(index)
     }

@@ -1,11 +1,19 @@
 //! Bounded access to Redis: every connection checkout and command has a deadline, and
 //! failures become the transient "unavailable" or the permanent "corrupt".
+//!
+//! Calls share one connection taken from the pool. Its connections are multiplexed
+//! (redis-rs pipelines concurrent commands on one socket), so sharing costs nothing, while
+//! a checkout per call costs a round trip: deadpool-redis health-checks every checkout
+//! with `UNWATCH` + `PING`, which was more than half of the Redis round trips of a job.
+//! The shared connection goes back to the pool after any transport failure, so the next
+//! call takes a health-checked (or new) one.
 
 use super::RedisConfig;
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError};
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Why a Redis operation failed, before it is mapped into a store or registry error.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,8 @@ impl From<Failure> for crate::RegistryError {
 #[derive(Clone)]
 pub struct RedisPool {
     pool: Pool,
+    /// The checked-out connection every call shares until a failure hands it back.
+    shared: Arc<Mutex<Option<Arc<Connection>>>>,
     /// Opens the dedicated pub/sub connection (pools hold multiplexed connections only).
     pub(crate) client: redis::Client,
     pub(crate) config: Arc<RedisConfig>,
@@ -72,6 +82,7 @@ impl RedisPool {
             .map_err(|e| crate::StoreError::Unavailable(format!("Redis pool: {e}")))?;
         Ok(Self {
             pool,
+            shared: Arc::default(),
             client,
             config: Arc::new(config),
         })
@@ -97,16 +108,39 @@ impl RedisPool {
         }
     }
 
-    /// A pooled connection, or `Unavailable` within the time limit.
-    pub(crate) async fn conn(&self) -> Result<deadpool_redis::Connection, Failure> {
-        let limit = self.config.op_timeout;
-        match tokio::time::timeout(limit, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(Failure::Unavailable(format!("Redis: {e}"))),
-            Err(_) => Err(Failure::Unavailable(format!(
-                "Redis: no connection within {limit:?}"
-            ))),
+    /// A handle on the shared connection (taken from the pool if there is none), or
+    /// `Unavailable` within the time limit.
+    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection, Failure> {
+        if let Some(shared) = self.shared_slot().as_ref() {
+            return Ok(MultiplexedConnection::clone(shared));
         }
+        let limit = self.config.op_timeout;
+        let pooled = match tokio::time::timeout(limit, self.pool.get()).await {
+            Ok(Ok(conn)) => Arc::new(conn),
+            Ok(Err(e)) => return Err(Failure::Unavailable(format!("Redis: {e}"))),
+            Err(_) => {
+                return Err(Failure::Unavailable(format!(
+                    "Redis: no connection within {limit:?}"
+                )));
+            }
+        };
+        let conn = MultiplexedConnection::clone(&pooled);
+        // Two callers may race here; the loser's connection simply goes back to the pool.
+        *self.shared_slot() = Some(pooled);
+        Ok(conn)
+    }
+
+    /// Hand the shared connection back to the pool (which health-checks it before its
+    /// next use): after a failure it may be broken.
+    fn release_shared(&self) {
+        self.shared_slot().take();
+    }
+
+    fn shared_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Connection>>> {
+        // Holds no invariant a panic could break: a poisoned slot is still usable.
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Run one command (or script, or pipeline) with the time limit.
@@ -120,10 +154,16 @@ impl RedisPool {
             Ok(Err(e)) if e.kind() == redis::ErrorKind::UnexpectedReturnType => {
                 Err(Failure::Corrupt(format!("Redis: {e}")))
             }
-            Ok(Err(e)) => Err(Failure::Unavailable(format!("Redis: {e}"))),
-            Err(_) => Err(Failure::Unavailable(format!(
-                "Redis: no answer within {limit:?}"
-            ))),
+            Ok(Err(e)) => {
+                self.release_shared();
+                Err(Failure::Unavailable(format!("Redis: {e}")))
+            }
+            Err(_) => {
+                self.release_shared();
+                Err(Failure::Unavailable(format!(
+                    "Redis: no answer within {limit:?}"
+                )))
+            }
         }
     }
 

@@ -5,11 +5,12 @@ use deadpool_redis::redis::Script;
 use std::sync::LazyLock;
 
 /// Compare-and-set of a job record, then wake its waiters. In the same step the job's id
-/// moves between node indexes, and a record that becomes terminal with a callback URL
-/// gets its webhook delivery queued (so it cannot be lost in between).
-/// KEYS: record, index to leave, index to join[, delivery, due set].
+/// moves between node indexes, a status change appends its status event, and a record
+/// that becomes terminal with a callback URL gets its webhook delivery queued (so neither
+/// can be lost in between).
+/// KEYS: record, index to leave, index to join, events, delivery, due set.
 /// ARGV: expected JSON, new JSON, TTL ms, wake channel, job id, leave (`1`/`0`),
-/// join (`1`/`0`)[, delivery JSON, now ms].
+/// join (`1`/`0`), event JSON or "", delivery JSON or "", now ms.
 /// Returns `{0}` missing, `{1, current}` the record changed meanwhile, `{2}` written.
 ///
 /// The forward-only rule itself is applied in Rust by `RecordUpdate::apply` on the record
@@ -24,8 +25,12 @@ if current ~= ARGV[1] then return {1, current} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 if ARGV[6] == '1' then redis.call('SREM', KEYS[2], ARGV[5]) end
 if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[5]) end
-if ARGV[8] and redis.call('SET', KEYS[4], ARGV[8], 'NX', 'PX', ARGV[3]) then
-  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[5])
+if ARGV[8] ~= '' then
+  redis.call('RPUSH', KEYS[4], ARGV[8])
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+end
+if ARGV[9] ~= '' and redis.call('SET', KEYS[5], ARGV[9], 'NX', 'PX', ARGV[3]) then
+  redis.call('ZADD', KEYS[6], ARGV[10], ARGV[5])
 end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {2, false}
@@ -96,9 +101,10 @@ return live
 });
 
 /// Insert a record unless it exists, index it under its session (and, if it names a node
-/// and is not terminal, under that node), and queue its webhook if it is inserted already
-/// terminal. KEYS: record, session index, delivery, due set[, node index].
-/// ARGV: record JSON, TTL ms, seq, job id, index TTL ms, delivery JSON or "", now ms.
+/// and is not terminal, under that node); a record inserted already terminal gets its
+/// status event and its webhook queued. KEYS: record, session index, delivery, due set,
+/// events[, node index]. ARGV: record JSON, TTL ms, seq, job id, index TTL ms, delivery
+/// JSON or "", now ms, event JSON or "".
 /// Returns 1 inserted, 0 the id exists.
 pub(super) static INSERT_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -109,7 +115,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if ARGV[6] ~= '' and redis.call('SET', KEYS[3], ARGV[6], 'NX', 'PX', ARGV[2]) then
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[4])
 end
-if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[4]) end
+if ARGV[8] ~= '' then
+  redis.call('RPUSH', KEYS[5], ARGV[8])
+  redis.call('PEXPIRE', KEYS[5], ARGV[2])
+end
+if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[4]) end
 return 1
 ",
     )

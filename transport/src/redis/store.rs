@@ -20,7 +20,7 @@ use super::scripts::{ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_
 use super::wakeup::{Wakeups, listen};
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 use crate::store::{
-    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node,
+    IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node, status_event,
 };
 use async_trait::async_trait;
 use deadpool_redis::redis;
@@ -107,6 +107,7 @@ impl RedisStore {
             };
             let mut record: JobRecord = decode("job record", &old)?;
             let was_on = indexed_node(&record).cloned();
+            let was = record.status;
             if !change(&mut record) {
                 return Ok(Modified::Unchanged(record));
             }
@@ -118,26 +119,26 @@ impl RedisStore {
             let moved = was_on != now_on;
             let flag = |b: bool| if b { "1" } else { "0" };
             let new = serde_json::to_string(&record).expect("a JobRecord always encodes as JSON");
-            let webhook = queued_webhook(&record);
+            let event = event_json(status_event(Some(was), &record));
+            let (delivery, now) = queued_webhook(&record).unwrap_or((String::new(), UnixMillis(0)));
             let mut conn = self.pool.conn().await?;
             let mut invocation = COMPARE_AND_SET.key(&key);
             invocation
                 .key(index(&was_on))
                 .key(index(&now_on))
+                .key(names::events_key(prefix, &id))
+                .key(names::delivery_key(prefix, &id))
+                .key(names::deliveries_due_key(prefix))
                 .arg(&old)
                 .arg(&new)
                 .arg(self.ttl_ms())
                 .arg(&channel)
                 .arg(id.to_string())
                 .arg(flag(moved && was_on.is_some()))
-                .arg(flag(moved && now_on.is_some()));
-            if let Some((delivery, now)) = &webhook {
-                invocation
-                    .key(names::delivery_key(prefix, &id))
-                    .key(names::deliveries_due_key(prefix))
-                    .arg(delivery)
-                    .arg(now.0);
-            }
+                .arg(flag(moved && now_on.is_some()))
+                .arg(&event)
+                .arg(&delivery)
+                .arg(now.0);
             let (outcome, now): (i64, Option<String>) = self
                 .pool
                 .bounded(invocation.invoke_async(&mut conn))
@@ -161,19 +162,22 @@ impl JobStore for RedisStore {
         let prefix = self.pool.prefix();
         let json = serde_json::to_string(record).expect("a JobRecord always encodes as JSON");
         let (delivery, now) = queued_webhook(record).unwrap_or((String::new(), UnixMillis(0)));
+        let event = event_json(status_event(None, record));
         let mut conn = self.pool.conn().await?;
         let mut invocation = INSERT_JOB.key(names::job_key(prefix, &id));
         invocation
             .key(names::session_jobs_key(prefix, &record.job.user_uuid))
             .key(names::delivery_key(prefix, &id))
             .key(names::deliveries_due_key(prefix))
+            .key(names::events_key(prefix, &id))
             .arg(&json)
             .arg(self.ttl_ms())
             .arg(record.job.seq)
             .arg(id.to_string())
             .arg(self.ttl_ms().saturating_mul(2))
             .arg(&delivery)
-            .arg(now.0);
+            .arg(now.0)
+            .arg(&event);
         if let Some(node) = indexed_node(record) {
             invocation.key(names::node_jobs_key(prefix, node));
         }
@@ -411,6 +415,13 @@ impl JobStore for RedisStore {
             .await?;
         Ok(())
     }
+}
+
+/// An event as the scripts take it: its JSON, or "" for none.
+fn event_json(event: Option<JobEventKind>) -> String {
+    event.map_or_else(String::new, |kind| {
+        serde_json::to_string(&kind).expect("an event always encodes as JSON")
+    })
 }
 
 /// The delivery to queue with `record`, if it is terminal and names a callback URL:
