@@ -176,6 +176,52 @@ pub async fn store_status_changes_are_logged(store: &dyn JobStore) {
     assert!(store.events_after(id, 0, quick).await.unwrap().is_empty());
 }
 
+/// `update_expecting` gives the same outcome as `update`, whether the caller's belief
+/// about the stored record is right or stale.
+pub async fn store_update_expecting_checks_the_belief(store: &dyn JobStore) {
+    let started = || RecordUpdate::Started {
+        node: node("n1"),
+        at: UnixMillis::now(),
+    };
+    let finish = |status| RecordUpdate::Finished {
+        status,
+        result: None,
+        error: None,
+        at: UnixMillis::now(),
+    };
+    // Right beliefs all the way.
+    let queued = JobRecord::queued(sample_job(UserUuid::random(), 1), Some(node("n1")));
+    store.insert(&queued).await.unwrap();
+    let UpdateOutcome::Applied(running) = store.update_expecting(&queued, started()).await.unwrap()
+    else {
+        panic!("start from the right belief was not applied");
+    };
+    assert_eq!(running.status, JobStatus::Running);
+    assert!(matches!(
+        store.update_expecting(&running, finish(JobStatus::Succeeded)).await.unwrap(),
+        UpdateOutcome::Applied(r) if r.status == JobStatus::Succeeded
+    ));
+    // A stale belief (the record finished meanwhile): nothing is overwritten.
+    assert!(matches!(
+        store.update_expecting(&running, finish(JobStatus::Failed)).await.unwrap(),
+        UpdateOutcome::Stale(r) if r.status == JobStatus::Succeeded
+    ));
+    // A stale belief (a cancel was requested meanwhile): the start is refused.
+    let queued = JobRecord::queued(sample_job(UserUuid::random(), 1), Some(node("n1")));
+    store.insert(&queued).await.unwrap();
+    store.request_cancel(queued.job.id).await.unwrap();
+    assert!(matches!(
+        store.update_expecting(&queued, started()).await.unwrap(),
+        UpdateOutcome::Stale(r) if r.status == JobStatus::Queued && r.cancel_requested
+    ));
+    // No such record.
+    let unknown = JobRecord::queued(sample_job(UserUuid::random(), 1), None);
+    assert!(matches!(
+        store.update_expecting(&unknown, started()).await.unwrap(),
+        UpdateOutcome::Missing
+    ));
+}
+
 /// A waiter wakes as soon as the job ends, not at its timeout.
 pub async fn store_wait_wakes_on_finish(store: Arc<dyn JobStore>) {
     let job = sample_job(UserUuid::random(), 1);

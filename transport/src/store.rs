@@ -181,6 +181,17 @@ pub trait JobStore: Send + Sync + 'static {
     /// Move a record forward (see [`RecordUpdate::apply`]); wakes waiters when applied.
     async fn update(&self, id: JobId, update: RecordUpdate) -> Result<UpdateOutcome, StoreError>;
 
+    /// [`JobStore::update`] for a caller that believes `expected` is the stored record
+    /// (it wrote or read it last): a store may then skip reading the record first. A
+    /// wrong belief costs only that read; the outcome is the same.
+    async fn update_expecting(
+        &self,
+        expected: &JobRecord,
+        update: RecordUpdate,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.update(expected.job.id, update).await
+    }
+
     /// Mark a job as cancel-requested. Returns the record as it is after the mark.
     async fn request_cancel(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
 

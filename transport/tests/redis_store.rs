@@ -19,6 +19,7 @@ async fn store_contract() {
     ));
     contract::store_transitions_only_move_forward(store.as_ref()).await;
     contract::store_status_changes_are_logged(store.as_ref()).await;
+    contract::store_update_expecting_checks_the_belief(store.as_ref()).await;
     contract::store_wait_wakes_on_finish(store.clone()).await;
     contract::store_events_resume(store.clone()).await;
     contract::store_seq_per_session(store.as_ref()).await;

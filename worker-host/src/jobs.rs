@@ -9,8 +9,8 @@ use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tether_protocol::{
-    ErrorCode, Job, JobError, JobEventKind, JobId, JobKind, JobResult, JobStatus, NodeId, Output,
-    UnixMillis,
+    ErrorCode, Job, JobError, JobEventKind, JobId, JobKind, JobRecord, JobResult, JobStatus,
+    NodeId, Output, UnixMillis,
 };
 use tether_transport::{
     Delivery, JobBus, JobStore, NodeInfo, RecordUpdate, SessionRegistry, StoreError, UpdateOutcome,
@@ -162,7 +162,13 @@ impl JobLoop {
                         // The message still names its job: end the record instead of
                         // leaving it queued forever.
                         let error = JobError::poison(&poison.reason);
-                        this.finish(id, JobStatus::Failed, None, Some(error)).await;
+                        let update = RecordUpdate::Finished {
+                            status: JobStatus::Failed,
+                            result: None,
+                            error: Some(error),
+                            at: UnixMillis::now(),
+                        };
+                        let _ = with_retry(|| this.store.update(id, update.clone())).await;
                     }
                     delivery.settle.reject(false).await;
                 });
@@ -171,15 +177,16 @@ impl JobLoop {
         };
         let settle = delivery.settle;
         let this = self.clone();
+        let known = Known::queued(&job, self.node());
         match job.kind.clone() {
             JobKind::Execute(spec) => {
                 let cancel = CancellationToken::new();
                 let (sink, outputs) = mpsc::unbounded_channel();
                 let gate_loop = this.clone();
                 let gate_cancel = cancel.clone();
-                let id = job.id;
+                let gate_known = known.clone();
                 let gate: crate::session::StartGate =
-                    Box::new(move || gate_loop.start(id, gate_cancel).boxed());
+                    Box::new(move || gate_loop.start(gate_known, gate_cancel).boxed());
                 let pending = self.engine.submit(
                     job.user_uuid,
                     spec.code,
@@ -195,28 +202,28 @@ impl JobLoop {
                     let outcome = pending.report().await;
                     cancel.cancel();
                     let _ = streaming.await;
-                    this.finish_execute(&job, outcome).await;
+                    this.finish_execute(&job, &known, outcome).await;
                     settle.ack().await;
                 });
             }
             JobKind::FilesImport(spec) => {
-                let (gate, cancel) = this.gate(job.id);
+                let (gate, cancel) = this.gate(&known);
                 let pending = self.engine.submit_import(job.user_uuid, spec, Some(gate));
-                this.finish_files_later(job, pending, cancel, settle, |results| {
+                this.finish_files_later(job, known, pending, cancel, settle, |results| {
                     JobResult::FilesImport { results }
                 });
             }
             JobKind::FilesExport(spec) => {
-                let (gate, cancel) = this.gate(job.id);
+                let (gate, cancel) = this.gate(&known);
                 let pending = self.engine.submit_export(job.user_uuid, spec, Some(gate));
-                this.finish_files_later(job, pending, cancel, settle, |results| {
+                this.finish_files_later(job, known, pending, cancel, settle, |results| {
                     JobResult::FilesExport { results }
                 });
             }
             JobKind::FilesDelete(spec) => {
-                let (gate, cancel) = this.gate(job.id);
+                let (gate, cancel) = this.gate(&known);
                 let pending = self.engine.submit_delete(job.user_uuid, spec, Some(gate));
-                this.finish_files_later(job, pending, cancel, settle, |results| {
+                this.finish_files_later(job, known, pending, cancel, settle, |results| {
                     JobResult::FilesDelete { results }
                 });
             }
@@ -224,7 +231,7 @@ impl JobLoop {
                 tokio::spawn(async move {
                     // A redelivered release whose first delivery already started (or a
                     // release whose record is gone) must not destroy a newer sandbox.
-                    if !this.mark_started(job.id).await {
+                    if !this.mark_started(&known).await {
                         settle.ack().await;
                         return;
                     }
@@ -236,7 +243,7 @@ impl JobLoop {
                     // The client asked for a fresh start: an unreported loss says nothing new.
                     let _ = this.registry.take_session_lost(job.user_uuid).await;
                     this.finish(
-                        job.id,
+                        &known,
                         JobStatus::Succeeded,
                         Some(JobResult::Release { released }),
                         None,
@@ -248,18 +255,20 @@ impl JobLoop {
         }
     }
 
-    /// A start gate for job `id` and the token that stops its cancel watch.
-    fn gate(&self, id: JobId) -> (crate::session::StartGate, CancellationToken) {
+    /// A start gate for the job and the token that stops its cancel watch.
+    fn gate(&self, known: &Known) -> (crate::session::StartGate, CancellationToken) {
         let cancel = CancellationToken::new();
         let this = self.clone();
         let token = cancel.clone();
-        (Box::new(move || this.start(id, token).boxed()), cancel)
+        let known = known.clone();
+        (Box::new(move || this.start(known, token).boxed()), cancel)
     }
 
     /// Wait for a file job, store its result (or typed error), then acknowledge.
     fn finish_files_later<T: Send + 'static>(
         self,
         job: Job,
+        known: Known,
         pending: Pending<T>,
         cancel: CancellationToken,
         settle: Box<dyn tether_transport::bus::Settle>,
@@ -270,13 +279,13 @@ impl JobLoop {
             cancel.cancel();
             match outcome {
                 Ok(value) => {
-                    self.finish(job.id, JobStatus::Succeeded, Some(result(value)), None)
+                    self.finish(&known, JobStatus::Succeeded, Some(result(value)), None)
                         .await;
                 }
                 Err(EngineError::Skipped) => {}
                 Err(e) => {
                     let error = self.engine_error(&job, e).await;
-                    self.finish(job.id, JobStatus::Failed, None, Some(error))
+                    self.finish(&known, JobStatus::Failed, None, Some(error))
                         .await;
                 }
             }
@@ -316,10 +325,11 @@ impl JobLoop {
 
     /// The start gate: mark the job running and watch for a cancel request while it runs;
     /// skip it if it was cancelled (or already started or finished) meanwhile.
-    async fn start(self, id: JobId, cancel: CancellationToken) -> bool {
-        if !self.mark_started(id).await {
+    async fn start(self, known: Known, cancel: CancellationToken) -> bool {
+        if !self.mark_started(&known).await {
             return false;
         }
+        let id = known.id();
         let poll = self.config.cancel_poll;
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -342,12 +352,12 @@ impl JobLoop {
     /// Move the job to `running` (the store appends the event); returns whether this
     /// delivery may run it. A job cancelled while queued is ended `cancelled` here and
     /// never runs; one already started (a redelivery) or finished is skipped.
-    async fn mark_started(&self, id: JobId) -> bool {
+    async fn mark_started(&self, known: &Known) -> bool {
         let update = RecordUpdate::Started {
             node: self.node(),
             at: UnixMillis::now(),
         };
-        match with_retry(|| self.store.update(id, update.clone())).await {
+        match self.update(known, update).await {
             Some(UpdateOutcome::Applied(_)) => true,
             Some(UpdateOutcome::Stale(record))
                 if record.status == JobStatus::Queued && record.cancel_requested =>
@@ -356,7 +366,7 @@ impl JobLoop {
                     code: ErrorCode::Cancelled,
                     message: "The job was cancelled before it started.".into(),
                 };
-                self.finish(id, JobStatus::Cancelled, None, Some(error))
+                self.finish(known, JobStatus::Cancelled, None, Some(error))
                     .await;
                 false
             }
@@ -380,7 +390,12 @@ impl JobLoop {
         }
     }
 
-    async fn finish_execute(&self, job: &Job, outcome: Result<CellReport, EngineError>) {
+    async fn finish_execute(
+        &self,
+        job: &Job,
+        known: &Known,
+        outcome: Result<CellReport, EngineError>,
+    ) {
         let (status, result, error) = match outcome {
             Ok(mut report) => {
                 if report.fresh_sandbox {
@@ -395,7 +410,7 @@ impl JobLoop {
                 Some(self.engine_error(job, e).await),
             ),
         };
-        self.finish(job.id, status, result, error).await;
+        self.finish(known, status, result, error).await;
     }
 
     /// Whether the session had lost its sandbox (node death, node restart, idle reaping)
@@ -412,7 +427,7 @@ impl JobLoop {
 
     async fn finish(
         &self,
-        id: JobId,
+        known: &Known,
         status: JobStatus,
         result: Option<JobResult>,
         error: Option<JobError>,
@@ -424,7 +439,51 @@ impl JobLoop {
             at: UnixMillis::now(),
         };
         // The store appends the terminal status event with the change.
-        let _ = with_retry(|| self.store.update(id, update.clone())).await;
+        let _ = self.update(known, update).await;
+    }
+
+    /// Apply `update` (retrying while the store is unavailable), starting from the record
+    /// as this node last saw it, and remember the record as it is now.
+    async fn update(&self, known: &Known, update: RecordUpdate) -> Option<UpdateOutcome> {
+        let expected = known.get();
+        let outcome = with_retry(|| self.store.update_expecting(&expected, update.clone())).await?;
+        if let UpdateOutcome::Applied(record) | UpdateOutcome::Stale(record) = &outcome {
+            known.set(record.clone());
+        }
+        Some(outcome)
+    }
+}
+
+/// A job's record as this node last saw it, shared by its start gate and its final
+/// update, so that the store can skip reading the record before changing it.
+#[derive(Clone)]
+struct Known(Arc<std::sync::Mutex<JobRecord>>);
+
+impl Known {
+    /// The record as the dispatcher inserts it for this node.
+    fn queued(job: &Job, node: NodeId) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(JobRecord::queued(
+            job.clone(),
+            Some(node),
+        ))))
+    }
+
+    fn id(&self) -> JobId {
+        self.lock().job.id
+    }
+
+    fn get(&self) -> JobRecord {
+        self.lock().clone()
+    }
+
+    fn set(&self, record: JobRecord) {
+        *self.lock() = record;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobRecord> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -61,6 +61,16 @@ enum Modified {
     Changed(JobRecord),
 }
 
+impl From<Modified> for UpdateOutcome {
+    fn from(modified: Modified) -> Self {
+        match modified {
+            Modified::Missing => UpdateOutcome::Missing,
+            Modified::Unchanged(record) => UpdateOutcome::Stale(record),
+            Modified::Changed(record) => UpdateOutcome::Applied(record),
+        }
+    }
+}
+
 impl RedisStore {
     /// A store on `pool`. Spawns the wake-up listener, so it must run inside a Tokio
     /// runtime; connects lazily (a Redis that is down now only makes calls fail).
@@ -91,16 +101,21 @@ impl RedisStore {
 
     /// Apply `change` to the stored record atomically: read, change in Rust, write only if
     /// nobody wrote meanwhile (else retry on the fresh record). `change` returns whether
-    /// it changed anything.
+    /// it changed anything. With `expected` (the record's JSON as the caller believes it
+    /// is stored) the first read is skipped: the compare-and-set checks the belief.
     async fn modify(
         &self,
         id: JobId,
+        expected: Option<String>,
         mut change: impl FnMut(&mut JobRecord) -> bool,
     ) -> Result<Modified, Failure> {
         let prefix = self.pool.prefix();
         let key = names::job_key(prefix, &id);
         let channel = names::wake_channel(prefix);
-        let mut current = self.read(id).await?;
+        let mut current = match expected {
+            Some(json) => Some(json),
+            None => self.read(id).await?,
+        };
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let Some(old) = current else {
                 return Ok(Modified::Missing);
@@ -200,18 +215,28 @@ impl JobStore for RedisStore {
 
     async fn update(&self, id: JobId, update: RecordUpdate) -> Result<UpdateOutcome, StoreError> {
         let modified = self
-            .modify(id, |record| update.clone().apply(record))
+            .modify(id, None, |record| update.clone().apply(record))
             .await?;
-        Ok(match modified {
-            Modified::Missing => UpdateOutcome::Missing,
-            Modified::Unchanged(record) => UpdateOutcome::Stale(record),
-            Modified::Changed(record) => UpdateOutcome::Applied(record),
-        })
+        Ok(modified.into())
+    }
+
+    async fn update_expecting(
+        &self,
+        expected: &JobRecord,
+        update: RecordUpdate,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let json = serde_json::to_string(expected).expect("a JobRecord always encodes as JSON");
+        let modified = self
+            .modify(expected.job.id, Some(json), |record| {
+                update.clone().apply(record)
+            })
+            .await?;
+        Ok(modified.into())
     }
 
     async fn request_cancel(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let modified = self
-            .modify(id, |record| {
+            .modify(id, None, |record| {
                 if record.status.is_terminal() || record.cancel_requested {
                     return false;
                 }
