@@ -57,7 +57,7 @@ impl Dispatcher {
             };
             // Allocated only once the job will be recorded, so refused jobs leave no gap
             // in the session's log.
-            let seq = self.store.next_seq(user).await?;
+            let (seq, turn_now) = self.store.next_seq_and_turn(user).await?;
             let job = Job {
                 id,
                 user_uuid: user,
@@ -69,11 +69,14 @@ impl Dispatcher {
             };
             // Jobs of one session reach their queue in seq order, even when dispatched by
             // different replicas: wait until every earlier seq's publish is over.
-            let queued = match self
-                .store
-                .wait_publish_turn(user, seq, PUBLISH_TURN_WAIT)
-                .await
-            {
+            let turn = if turn_now {
+                Ok(true)
+            } else {
+                self.store
+                    .wait_publish_turn(user, seq, PUBLISH_TURN_WAIT)
+                    .await
+            };
+            let queued = match turn {
                 Ok(true) => self.record_and_publish(job, node).await,
                 Ok(false) => {
                     tracing::warn!(
@@ -137,11 +140,10 @@ impl Dispatcher {
         &self,
         user: UserUuid,
     ) -> Result<Option<NodeId>, DispatchError> {
-        let Some(node) = self.registry.session_node(user).await? else {
+        let Some((node, live)) = self.registry.session_binding(user).await? else {
             return Ok(None);
         };
-        let live = self.registry.live_nodes().await?;
-        if live.iter().any(|n| n.id == node) {
+        if live {
             return Ok(Some(node));
         }
         tracing::warn!(node_id = %node, "session was bound to a node that is gone; placing it anew");

@@ -545,6 +545,22 @@ pub async fn store_publish_turns_follow_seq(store: Arc<dyn JobStore>) {
         "the mark went backwards"
     );
 
+    // A new seq knows at once whether its turn has come; `false` only means "wait".
+    let fresh = UserUuid::random();
+    let (first, turn) = store.next_seq_and_turn(fresh).await.unwrap();
+    assert_eq!(first, 1);
+    assert!(turn, "seq 1 has nothing to wait for");
+    let (second, early) = store.next_seq_and_turn(fresh).await.unwrap();
+    assert_eq!(second, 2);
+    assert!(!early, "seq 2 took its turn before seq 1 published");
+    store.finish_publish_turn(fresh, first).await.unwrap();
+    assert!(
+        store
+            .wait_publish_turn(fresh, second, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+
     let gap = UserUuid::random();
     let start = Instant::now();
     assert!(
@@ -596,9 +612,23 @@ pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefi
     assert_eq!(sessions_of(&live, &a), Some(1), "unbind not counted");
 
     assert!(!registry.expired_nodes().await.unwrap().contains(&b));
+    assert_eq!(
+        registry.session_binding(u1).await.unwrap(),
+        Some((b.clone(), true))
+    );
+    assert_eq!(registry.session_binding(u4).await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let dead = registry.expired_nodes().await.unwrap();
     assert!(dead.contains(&b) && !dead.contains(&a), "{dead:?}");
+    // Still bound, but to a node whose heartbeat expired.
+    assert_eq!(
+        registry.session_binding(u1).await.unwrap(),
+        Some((b.clone(), false))
+    );
+    assert_eq!(
+        registry.session_binding(u3).await.unwrap(),
+        Some((a.clone(), true))
+    );
 
     let mut lost = registry.lose_sessions_of(&b).await.unwrap();
     lost.sort();

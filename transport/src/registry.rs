@@ -68,6 +68,19 @@ pub trait SessionRegistry: Send + Sync + 'static {
     /// The node a session is bound to, if any.
     async fn session_node(&self, user: UserUuid) -> Result<Option<NodeId>, RegistryError>;
 
+    /// The node a session is bound to, if any, and whether that node is live (listed by
+    /// [`SessionRegistry::live_nodes`]).
+    async fn session_binding(
+        &self,
+        user: UserUuid,
+    ) -> Result<Option<(NodeId, bool)>, RegistryError> {
+        let Some(node) = self.session_node(user).await? else {
+            return Ok(None);
+        };
+        let live = self.live_nodes().await?.iter().any(|n| n.id == node);
+        Ok(Some((node, live)))
+    }
+
     /// Bind the session to `node` unless it is already bound; returns the binding that
     /// holds afterwards (atomic: two callers never see two different nodes).
     async fn bind_session(&self, user: UserUuid, node: &NodeId) -> Result<NodeId, RegistryError>;

@@ -205,6 +205,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// Allocate the next position in the session's ordered log (1, 2, 3, …).
     async fn next_seq(&self, user: UserUuid) -> Result<u64, StoreError>;
 
+    /// [`JobStore::next_seq`], also saying whether the new seq's publish turn has already
+    /// come (every earlier seq's publish is over), in which case the caller may skip
+    /// [`JobStore::wait_publish_turn`]. `false` says nothing: wait for the turn.
+    async fn next_seq_and_turn(&self, user: UserUuid) -> Result<(u64, bool), StoreError> {
+        Ok((self.next_seq(user).await?, false))
+    }
+
     /// Append an event to the job's log; returns its index (1-based, gap-free).
     async fn append_event(&self, id: JobId, kind: JobEventKind) -> Result<u64, StoreError>;
 

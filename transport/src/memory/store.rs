@@ -237,6 +237,12 @@ impl JobStore for MemoryStore {
         Ok(*seq)
     }
 
+    async fn next_seq_and_turn(&self, user: UserUuid) -> Result<(u64, bool), StoreError> {
+        let seq = self.next_seq(user).await?;
+        // The mark only grows: once every earlier publish is over, it stays so.
+        Ok((seq, self.published(user) + 1 >= seq))
+    }
+
     async fn append_event(&self, id: JobId, kind: JobEventKind) -> Result<u64, StoreError> {
         let mut jobs = self.jobs();
         let Some(entry) = jobs.get_mut(&id) else {

@@ -14,7 +14,7 @@ use super::RedisPool;
 use super::pool::{Failure, decode};
 use super::scripts::{
     BIND_SESSION, EXPIRED_NODES, FORGET_NODE, LIVE_NODES, LOSE_SESSION, LOSE_SESSIONS_OF,
-    PLACE_SESSION, UNBIND_SESSION,
+    PLACE_SESSION, SESSION_BINDING, UNBIND_SESSION,
 };
 use crate::registry::{Candidate, NodeInfo, RegistryError, SessionRegistry};
 use async_trait::async_trait;
@@ -122,6 +122,24 @@ impl SessionRegistry for RedisRegistry {
         get.arg(names::session_key(self.pool.prefix(), &user));
         match self.pool.bounded(get.query_async(&mut conn)).await? {
             Some(node) => Ok(Some(Self::node_id(node)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn session_binding(
+        &self,
+        user: UserUuid,
+    ) -> Result<Option<(NodeId, bool)>, RegistryError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = SESSION_BINDING.key(names::session_key(prefix, &user));
+        invocation.arg(node_key_prefix(prefix));
+        let binding: Option<(String, bool)> = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        match binding {
+            Some((node, live)) => Ok(Some((Self::node_id(node)?, live))),
             None => Ok(None),
         }
     }

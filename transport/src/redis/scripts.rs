@@ -207,6 +207,31 @@ return active
     )
 });
 
+/// Allocate a session's next seq and say whether its publish turn has come (every
+/// earlier seq's publish is over). KEYS: seq, publish mark. Returns `{seq, 1|0}`.
+pub(super) static NEXT_SEQ_AND_TURN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local seq = redis.call('INCR', KEYS[1])
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
+if mark + 1 >= seq then return {seq, 1} end
+return {seq, 0}
+",
+    )
+});
+
+/// A session's binding and whether its node's heartbeat is current.
+/// KEYS: session. ARGV: node key prefix. Returns false, or `{node id, 1|0}`.
+pub(super) static SESSION_BINDING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local node = redis.call('GET', KEYS[1])
+if not node then return false end
+return {node, redis.call('EXISTS', ARGV[1] .. node)}
+",
+    )
+});
+
 /// Raise a session's publish mark to a seq, never lower it.
 /// KEYS: mark. ARGV: seq.
 pub(super) static FINISH_PUBLISH_TURN: LazyLock<Script> = LazyLock::new(|| {

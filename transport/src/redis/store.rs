@@ -16,7 +16,9 @@
 
 use super::RedisPool;
 use super::pool::{Failure, decode};
-use super::scripts::{ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_JOB};
+use super::scripts::{
+    ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_JOB, NEXT_SEQ_AND_TURN,
+};
 use super::wakeup::{Wakeups, listen};
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 use crate::store::{
@@ -276,6 +278,18 @@ impl JobStore for RedisStore {
         let mut incr = redis::cmd("INCR");
         incr.arg(&key);
         Ok(self.pool.bounded(incr.query_async(&mut conn)).await?)
+    }
+
+    async fn next_seq_and_turn(&self, user: UserUuid) -> Result<(u64, bool), StoreError> {
+        let prefix = self.pool.prefix();
+        let mut conn = self.pool.conn().await?;
+        let mut invocation = NEXT_SEQ_AND_TURN.key(names::seq_key(prefix, &user));
+        invocation.key(names::published_key(prefix, &user));
+        let (seq, turn): (u64, bool) = self
+            .pool
+            .bounded(invocation.invoke_async(&mut conn))
+            .await?;
+        Ok((seq, turn))
     }
 
     async fn append_event(&self, id: JobId, kind: JobEventKind) -> Result<u64, StoreError> {
