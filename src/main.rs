@@ -14,7 +14,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(roles::run(cli.command))
+    if let Err(e) = runtime.block_on(roles::run(cli.command)) {
+        // Exit without tearing the runtime down: a role that fails after connecting
+        // would otherwise have its broker client's I/O thread panic on the cancelled
+        // runtime and bury this message under a backtrace.
+        eprintln!("Error: {e:?}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_tracing(filter: &str) {

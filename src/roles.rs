@@ -297,7 +297,8 @@ async fn start_node(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let backends = backends(&args.backends, "serve").await?;
+    // Every setting is checked (and the port bound) before the first connection, so a
+    // bad setting ends the process with its own message and nothing else.
     let (mut api_config, source) = api_config(&args.api, &args.data)?;
     api_config.egress_allow = egress_allow(&args.egress)?;
     let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
@@ -307,6 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
+    let backends = backends(&args.backends, "serve").await?;
     let (engine, jobs) = start_node(
         &args.worker,
         &args.data,
@@ -334,13 +336,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let backends = backends(&args.backends, "api").await?;
     let (mut api_config, source) = api_config(&args.api, &args.data)?;
     api_config.egress_allow = egress_allow(&args.egress)?;
     api_config.internal_token = Some(internal_token(&args.backends, &args.data, false)?);
     let listener = TcpListener::bind(args.api.listen)
         .await
         .with_context(|| format!("binding {}", args.api.listen))?;
+    let backends = backends(&args.backends, "api").await?;
     announce(&listener, &api_config, &source);
     let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
     spawn_node_watch(&dispatcher, &args.backends, &shutdown);
@@ -351,8 +353,8 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
 
 async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let backends = backends(&args.backends, "worker-host").await?;
     let token = internal_token(&args.backends, &args.data, false)?;
+    let backends = backends(&args.backends, "worker-host").await?;
     let (engine, jobs) = start_node(
         &args.worker,
         &args.data,
@@ -371,8 +373,8 @@ async fn worker_host(args: WorkerRoleArgs) -> anyhow::Result<()> {
 
 async fn dispatcher(args: DispatcherRoleArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
-    let backends = backends(&args.backends, "dispatcher").await?;
     let webhooks = webhook_config(&args.webhooks, &args.egress, &args.data)?;
+    let backends = backends(&args.backends, "dispatcher").await?;
     let courier = start_courier(&backends, webhooks, &shutdown);
     let dispatcher = Dispatcher::new(backends.bus, backends.store, backends.registry);
     let watch = spawn_node_watch(&dispatcher, &args.backends, &shutdown);

@@ -329,9 +329,10 @@ async fn cancel_answers_by_state() {
     error_of(delete(new_user()).await.unwrap(), 404, "not_found").await;
 }
 
-/// The fake worker writes no events: the stream still ends with a status and the result.
+/// The fake worker writes no events of its own; the store logs each status change, so
+/// the stream replays them in order and ends with the terminal status and the result.
 #[tokio::test]
-async fn event_stream_of_a_job_without_events_still_ends() {
+async fn event_stream_of_a_finished_job_replays_its_statuses() {
     let app = spawn_app().await;
     let u = new_user();
     let job = json_of(app.submit(execute(&u, "print(1)")).await, 202).await;
@@ -345,7 +346,10 @@ async fn event_stream_of_a_job_without_events_still_ends() {
         .unwrap()
         .unwrap();
     assert!(
-        text.contains("event: status\ndata: {\"status\":\"succeeded\"}\n"),
+        text.starts_with(
+            "event: status\nid: 1\ndata: {\"status\":\"running\"}\n\n\
+             event: status\nid: 2\ndata: {\"status\":\"succeeded\"}\n\n"
+        ),
         "{text}"
     );
     let result = text.split("event: result\ndata: ").nth(1).unwrap();
