@@ -26,36 +26,7 @@ use tether_protocol::{
 };
 use tether_transport::JobStore;
 use tether_transport::redis::{RedisConfig, RedisPool, RedisStore};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-
-/// Relay `127.0.0.1:port` to `upstream` until aborted; aborting cuts every connection.
-async fn relay(port: u16, upstream: String) -> JoinHandle<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("relay port");
-    tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                continue;
-            };
-            let upstream = upstream.clone();
-            connections.spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use tether_transport::testing::{free_port, relay};
 
 fn append_code(token: &str) -> String {
     format!("try:\n    L\nexcept NameError:\n    L = []\nL.append('{token}')\nprint(len(L))")

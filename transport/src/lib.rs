@@ -26,6 +26,7 @@ pub mod redis;
 pub mod registry;
 mod secret_url;
 pub mod store;
+pub mod testing;
 
 pub use bus::{BusError, Delivery, JobBus, Poison};
 pub use internal_token::{BadInternalToken, INTERNAL_TOKEN_HEADER, InternalToken};

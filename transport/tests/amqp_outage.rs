@@ -8,18 +8,14 @@ use common::{amqp_bus, amqp_config, amqp_url, node, remove_topology};
 use std::time::{Duration, Instant};
 use tether_protocol::UserUuid;
 use tether_transport::contract::sample_job;
+use tether_transport::testing::{free_port, relay};
 use tether_transport::{BusError, JobBus};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
 
 #[tokio::test]
 async fn bus_rides_out_a_broker_outage() {
     let mut uri: lapin::uri::AMQPUri = amqp_url().parse().expect("AMQP URL");
     let upstream = format!("{}:{}", uri.authority.host, uri.authority.port);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     uri.authority.host = "127.0.0.1".into();
     uri.authority.port = port;
 
@@ -87,25 +83,4 @@ async fn bus_rides_out_a_broker_outage() {
     bus.close().await;
     relay.abort();
     remove_topology(&config, &[&n]).await;
-}
-
-/// Relay `127.0.0.1:port` to `upstream` until aborted; aborting cuts every connection.
-async fn relay(port: u16, upstream: String) -> JoinHandle<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("relay port");
-    tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                continue;
-            };
-            let upstream = upstream.clone();
-            connections.spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    })
 }

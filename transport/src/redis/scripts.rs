@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 /// can be lost in between).
 /// KEYS: record, index to leave, index to join, events, delivery, due set.
 /// ARGV: expected JSON, new JSON, TTL ms, wake channel, job id, leave (`1`/`0`),
-/// join (`1`/`0`), event JSON or "", delivery JSON or "", now ms.
+/// join (`1`/`0`), event JSON or "", delivery JSON or "", now ms, wake-up message.
 /// Returns `{0}` missing, `{1, current}` the record changed meanwhile, `{2}` written.
 ///
 /// The forward-only rule itself is applied in Rust by `RecordUpdate::apply` on the record
@@ -32,7 +32,7 @@ end
 if ARGV[9] ~= '' and redis.call('SET', KEYS[5], ARGV[9], 'NX', 'PX', ARGV[3]) then
   redis.call('ZADD', KEYS[6], ARGV[10], ARGV[5])
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[4], ARGV[11])
 return {2, false}
 ",
     )

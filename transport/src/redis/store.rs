@@ -19,7 +19,7 @@ use super::pool::{Failure, decode};
 use super::scripts::{
     ACTIVE_JOBS, APPEND_EVENT, COMPARE_AND_SET, FINISH_PUBLISH_TURN, INSERT_JOB, NEXT_SEQ_AND_TURN,
 };
-use super::wakeup::{Wakeups, listen};
+use super::wakeup::{Wakeups, listen, wake_message};
 use crate::outbox::{ClaimedDelivery, DeliveryClaim, DeliveryNext};
 use crate::store::{
     IdempotencyEntry, JobStore, RecordUpdate, StoreError, UpdateOutcome, indexed_node, status_event,
@@ -155,7 +155,11 @@ impl RedisStore {
                 .arg(flag(moved && now_on.is_some()))
                 .arg(&event)
                 .arg(&delivery)
-                .arg(now.0);
+                .arg(now.0)
+                .arg(wake_message(
+                    id,
+                    record.status.is_terminal() && !was.is_terminal(),
+                ));
             let (outcome, now): (i64, Option<String>) = self
                 .pool
                 .bounded(invocation.invoke_async(&mut conn))
@@ -260,7 +264,7 @@ impl JobStore for RedisStore {
         let deadline = Instant::now() + timeout;
         let watch = self.wakeups.watch(id);
         loop {
-            let notified = watch.armed();
+            let notified = watch.armed_for_end();
             match self.get(id).await? {
                 Some(record) if !record.status.is_terminal() => {}
                 other => return Ok(other),

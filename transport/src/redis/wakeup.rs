@@ -1,9 +1,13 @@
 //! Wake-ups for waiters: one pub/sub connection per store instance, fanned out in-process
 //! to the tasks waiting on each job (ARCHITECTURE decision 3).
 //!
-//! A wake-up only says "job X changed, re-read it". Waiters always re-read the record and
-//! also re-read every `poll_interval`, so a wake-up lost while pub/sub reconnects costs
-//! latency, never a result.
+//! A wake-up only says "job X changed, re-read it" (payload: the job id), or "job X
+//! ended" (payload: the id and ` end`) when the change made the record terminal. Waiters
+//! for the end ignore other changes (status `running`, output events), so a job that
+//! prints a thousand lines does not make every synchronous caller re-read its record a
+//! thousand times. Waiters always re-read the record and also re-read every
+//! `poll_interval`, so a wake-up lost while pub/sub reconnects costs latency, never a
+//! result.
 
 use super::RedisPool;
 use backoff::backoff::Backoff;
@@ -19,6 +23,18 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// What follows the job id in the wake-up of a change that made the record terminal.
+const END_SUFFIX: &str = " end";
+
+/// The wake-up message for a change to job `id` (`ended`: the change made it terminal).
+pub(super) fn wake_message(id: JobId, ended: bool) -> String {
+    if ended {
+        format!("{id}{END_SUFFIX}")
+    } else {
+        id.to_string()
+    }
+}
+
 /// How often the listener checks that its pub/sub connection still answers.
 const PUBSUB_PING: Duration = Duration::from_secs(10);
 /// Longest pause between attempts to subscribe again.
@@ -33,6 +49,7 @@ pub(super) struct Wakeups {
 #[derive(Debug)]
 struct Waiting {
     changed: Arc<Notify>,
+    ended: Arc<Notify>,
     /// Live [`Watch`]es on this job; the entry goes with the last one.
     watchers: usize,
 }
@@ -47,19 +64,24 @@ impl Wakeups {
         let mut waiting = self.waiting();
         let entry = waiting.entry(id).or_insert_with(|| Waiting {
             changed: Arc::new(Notify::new()),
+            ended: Arc::new(Notify::new()),
             watchers: 0,
         });
         entry.watchers += 1;
         Watch {
             changed: entry.changed.clone(),
+            ended: entry.ended.clone(),
             id,
             wakeups: self.clone(),
         }
     }
 
-    fn wake(&self, id: &JobId) {
+    fn wake(&self, id: &JobId, ended: bool) {
         if let Some(w) = self.waiting().get(id) {
             w.changed.notify_waiters();
+            if ended {
+                w.ended.notify_waiters();
+            }
         }
     }
 
@@ -67,6 +89,7 @@ impl Wakeups {
     fn wake_all(&self) {
         for w in self.waiting().values() {
             w.changed.notify_waiters();
+            w.ended.notify_waiters();
         }
     }
 }
@@ -75,6 +98,7 @@ impl Wakeups {
 #[derive(Debug)]
 pub(super) struct Watch {
     changed: Arc<Notify>,
+    ended: Arc<Notify>,
     id: JobId,
     wakeups: Arc<Wakeups>,
 }
@@ -84,6 +108,11 @@ impl Watch {
     /// (a `Notified` receives `notify_waiters` from its creation on, even before polling).
     pub(super) fn armed(&self) -> Notified<'_> {
         self.changed.notified()
+    }
+
+    /// [`Watch::armed`] for the job's end only (a change that made the record terminal).
+    pub(super) fn armed_for_end(&self) -> Notified<'_> {
+        self.ended.notified()
     }
 
     /// Wait for a wake-up or the poll interval; `false` once `deadline` has passed.
@@ -161,8 +190,12 @@ async fn subscribed(
                     return Err("connection closed".to_owned());
                 };
                 let payload = message.get_payload::<String>().unwrap_or_default();
-                if let Ok(id) = JobId::try_from(payload.as_str()) {
-                    wakeups.wake(&id);
+                let (id, ended) = match payload.strip_suffix(END_SUFFIX) {
+                    Some(id) => (id, true),
+                    None => (payload.as_str(), false),
+                };
+                if let Ok(id) = JobId::try_from(id) {
+                    wakeups.wake(&id, ended);
                 }
             }
             _ = ping.tick() => {
