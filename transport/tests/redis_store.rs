@@ -209,3 +209,20 @@ async fn operation_latency_figures() {
     );
     eprintln!("redis get: {}", percentiles(get));
 }
+
+/// The wake-up listener keeps its one subscription: its keep-alive ping (answered
+/// `["pong", ""]` in subscribed mode) must not be taken for a failure and reconnect.
+#[tokio::test]
+async fn wake_up_subscription_survives_its_keepalive_pings() {
+    let mut config = redis_config(&redis_url());
+    config.pubsub_ping = Duration::from_millis(50);
+    let store = RedisStore::new(redis_pool(config).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.wakeup_subscriptions() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Twenty pings later, still the first subscription.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(store.wakeup_subscriptions(), 1, "the listener reconnected");
+}

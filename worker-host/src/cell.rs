@@ -58,6 +58,7 @@ pub async fn run_cell(
     let mut revived = None;
     if sandbox.kernel.quiet_for() > config.idle_check_after
         && !sandbox.kernel.alive(Duration::from_secs(1)).await
+        && runtime.is_running(&sandbox.container_id).await == Some(false)
     {
         tracing::warn!(slot = %sandbox.slot, "kernel died while idle; restarting before this run");
         if sandbox.restart_kernel(runtime, config).await.is_err() {
@@ -83,6 +84,7 @@ pub async fn run_cell(
         Ok(sent) => sent,
         Err(_) => (String::new(), ExecEnd::KernelLost(Collected::default())),
     };
+    let end = wait_out_silence(sandbox, runtime, config, &id, end, deadline, &control).await;
     let (collected, cause) = match end {
         ExecEnd::Completed(c) => {
             let outcome = if c.error.is_some() {
@@ -98,7 +100,7 @@ pub async fn run_cell(
             return Ok(done);
         }
         ExecEnd::DeadlinePassed(c) => (c, Cause::Timeout),
-        ExecEnd::KernelLost(c) => (c, Cause::KernelDied),
+        ExecEnd::KernelLost(c) | ExecEnd::Silent(c) => (c, Cause::KernelDied),
     };
 
     if cause == Cause::Timeout {
@@ -106,6 +108,58 @@ pub async fn run_cell(
             .await;
     }
     kernel_died(sandbox, runtime, config, collected, started).await
+}
+
+/// A missed heartbeat is a death only if the container stopped (the kernel is tini's
+/// only child, so the container stops with it): a kernel starved of CPU on an overloaded
+/// host is waited for, up to the cell's deadline, instead of being restarted and losing
+/// the session's state. Anything else passes through.
+async fn wait_out_silence(
+    sandbox: &mut Sandbox,
+    runtime: &ContainerRuntime,
+    config: &EngineConfig,
+    id: &str,
+    mut end: ExecEnd,
+    deadline: Instant,
+    control: &CellControl,
+) -> ExecEnd {
+    let mut collected = Collected::default();
+    loop {
+        let more = match end {
+            ExecEnd::Silent(more) => more,
+            other => return prepend(collected, other),
+        };
+        collected.extend(more);
+        if runtime.is_running(&sandbox.container_id).await == Some(false) {
+            return ExecEnd::KernelLost(collected);
+        }
+        tracing::info!(slot = %sandbox.slot, "kernel missed a heartbeat but its container runs (host busy?); still waiting");
+        let collector = OutputCollector::continuing(config.output_cap, &collected);
+        end = sandbox
+            .kernel
+            .resume(
+                id,
+                deadline,
+                collector,
+                control.sink.as_ref(),
+                Some(&control.cancel),
+            )
+            .await;
+    }
+}
+
+/// `end` with the output collected before it in front.
+fn prepend(mut before: Collected, end: ExecEnd) -> ExecEnd {
+    let mut join = |more: Collected| {
+        before.extend(more);
+        std::mem::take(&mut before)
+    };
+    match end {
+        ExecEnd::Completed(c) => ExecEnd::Completed(join(c)),
+        ExecEnd::DeadlinePassed(c) => ExecEnd::DeadlinePassed(join(c)),
+        ExecEnd::KernelLost(c) => ExecEnd::KernelLost(join(c)),
+        ExecEnd::Silent(c) => ExecEnd::Silent(join(c)),
+    }
 }
 
 /// Interrupt a cell that ran past its deadline (or was cancelled) and wait a grace period;
@@ -132,13 +186,19 @@ pub async fn interrupt_then_escalate(
     // If the message-based interrupt did not land quickly, signal the process as well.
     let first_try = (Instant::now() + Duration::from_millis(500)).min(grace_end);
     let collector = OutputCollector::continuing(config.output_cap, &collected);
-    let end = sandbox.kernel.resume(id, first_try, collector, sink).await;
+    let end = sandbox
+        .kernel
+        .resume(id, first_try, collector, sink, None)
+        .await;
     let end = match end {
         ExecEnd::DeadlinePassed(more) => {
             collected.extend(more);
             let _ = runtime.interrupt(&sandbox.container_id).await;
             let collector = OutputCollector::continuing(config.output_cap, &collected);
-            sandbox.kernel.resume(id, grace_end, collector, sink).await
+            sandbox
+                .kernel
+                .resume(id, grace_end, collector, sink, None)
+                .await
         }
         other => other,
     };
@@ -154,7 +214,7 @@ pub async fn interrupt_then_escalate(
             };
             Ok(report(collected, stopped, started, Some(message), cause))
         }
-        ExecEnd::DeadlinePassed(more) | ExecEnd::KernelLost(more) => {
+        ExecEnd::DeadlinePassed(more) | ExecEnd::KernelLost(more) | ExecEnd::Silent(more) => {
             collected.extend(more);
             let what = if cancelled {
                 "was cancelled"

@@ -125,6 +125,23 @@ impl ContainerRuntime {
         Ok(())
     }
 
+    /// Whether the container is running: `Some(false)` once it stopped (the kernel is
+    /// tini's only child, so the container stops when the kernel dies), `None` when
+    /// Docker cannot say.
+    pub async fn is_running(&self, id: &str) -> Option<bool> {
+        match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Some(c.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Some(false),
+            Err(_) => None,
+        }
+    }
+
     /// Whether the kernel was killed for exceeding the memory limit.
     pub async fn oom_killed(&self, id: &str) -> bool {
         self.docker

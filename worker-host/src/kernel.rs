@@ -89,8 +89,11 @@ pub enum ExecEnd {
     Completed(Collected),
     /// The deadline passed first; the kernel may still be busy.
     DeadlinePassed(Collected),
-    /// The kernel stopped answering (heartbeat lost or channel closed).
+    /// The kernel's channels closed.
     KernelLost(Collected),
+    /// The kernel missed a heartbeat while the request ran: it died, or it is starved of
+    /// CPU on an overloaded host. The caller decides (the container's state tells).
+    Silent(Collected),
 }
 
 /// A connected kernel.
@@ -243,8 +246,9 @@ impl KernelClient {
         deadline: Instant,
         collector: OutputCollector,
         sink: Option<&mpsc::UnboundedSender<Output>>,
+        cancel: Option<&CancellationToken>,
     ) -> ExecEnd {
-        self.collect(id, deadline, collector, sink, None).await
+        self.collect(id, deadline, collector, sink, cancel).await
     }
 
     async fn collect(
@@ -293,7 +297,7 @@ impl KernelClient {
                 _ = cancel.cancelled() => return ExecEnd::DeadlinePassed(out.finish()),
                 _ = heartbeat.tick() => {
                     if !self.alive(Duration::from_millis(1500)).await {
-                        return ExecEnd::KernelLost(out.finish());
+                        return ExecEnd::Silent(out.finish());
                     }
                 }
             }

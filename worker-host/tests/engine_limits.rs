@@ -228,3 +228,50 @@ async fn kernel_killed_while_idle_is_revived_before_the_next_cell() {
     assert!(r.session_restarted);
     t.stop().await;
 }
+
+/// A kernel that misses heartbeats while its container still runs (here: frozen with
+/// `docker pause`, as a starved kernel on an overloaded host looks) is waited for, not
+/// restarted: the cell finishes and the session keeps its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_kernel_whose_container_runs_is_waited_for() {
+    let t = TestEngine::start(config("silent")).await;
+    let u = UserUuid::random();
+    let r = t.engine.execute(u, "x = 41", T).await.unwrap().result;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let ids = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=org.tether.node={}", t.engine.config().node_id),
+        ])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let engine = t.engine.clone();
+    let cell = tokio::spawn(async move {
+        engine
+            .execute(u, "import time\ntime.sleep(1)\nx += 1\nprint(x)", T)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let docker = |verb: &str| {
+        for id in &ids {
+            let _ = std::process::Command::new("docker")
+                .args([verb, id])
+                .output();
+        }
+    };
+    // Frozen for longer than several heartbeat probes (1 s apart, 1.5 s each).
+    docker("pause");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    docker("unpause");
+    let r = cell.await.unwrap().unwrap().result;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!(r.stdout, "42\n", "{r:?}");
+    assert!(r.state_preserved && !r.session_restarted, "{r:?}");
+    t.stop().await;
+}

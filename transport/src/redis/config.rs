@@ -23,6 +23,8 @@ pub struct RedisConfig {
     pub poll_interval: Duration,
     /// Connections in the pool (pub/sub uses one more, shared by all waiters).
     pub pool_size: usize,
+    /// How often the wake-up listener checks that its pub/sub connection still answers.
+    pub pubsub_ping: Duration,
 }
 
 impl RedisConfig {
@@ -35,6 +37,7 @@ impl RedisConfig {
             op_timeout: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
             pool_size: 16,
+            pubsub_ping: Duration::from_secs(10),
         }
     }
 }
@@ -48,6 +51,7 @@ impl fmt::Debug for RedisConfig {
             .field("op_timeout", &self.op_timeout)
             .field("poll_interval", &self.poll_interval)
             .field("pool_size", &self.pool_size)
+            .field("pubsub_ping", &self.pubsub_ping)
             .finish()
     }
 }

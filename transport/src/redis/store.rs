@@ -87,6 +87,12 @@ impl RedisStore {
         }
     }
 
+    /// How many times this store's wake-up listener has subscribed: 1 while its first
+    /// subscription holds, more after each reconnection (for health checks and tests).
+    pub fn wakeup_subscriptions(&self) -> u64 {
+        self.wakeups.subscriptions()
+    }
+
     pub(super) fn ttl_ms(&self) -> u64 {
         u64::try_from(self.pool.config.record_ttl.as_millis())
             .unwrap_or(u64::MAX)

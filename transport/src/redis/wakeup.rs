@@ -15,6 +15,7 @@ use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tether_protocol::{JobId, names};
@@ -35,8 +36,6 @@ pub(super) fn wake_message(id: JobId, ended: bool) -> String {
     }
 }
 
-/// How often the listener checks that its pub/sub connection still answers.
-const PUBSUB_PING: Duration = Duration::from_secs(10);
 /// Longest pause between attempts to subscribe again.
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
@@ -44,6 +43,8 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub(super) struct Wakeups {
     waiting: Mutex<HashMap<JobId, Waiting>>,
+    /// Subscriptions made so far: 1 while the first one holds.
+    subscriptions: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -83,6 +84,11 @@ impl Wakeups {
                 w.ended.notify_waiters();
             }
         }
+    }
+
+    /// How many times the listener has subscribed (1 + reconnections).
+    pub(super) fn subscriptions(&self) -> u64 {
+        self.subscriptions.load(Ordering::Relaxed)
     }
 
     /// After a pub/sub gap: everyone re-reads.
@@ -179,9 +185,10 @@ async fn subscribed(
     let (mut sink, mut messages) = pubsub.split();
     within(limit, "subscribe", sink.subscribe(channel)).await?;
     backoff.reset();
+    wakeups.subscriptions.fetch_add(1, Ordering::Relaxed);
     // Anything published while we were not listening is picked up by a re-read now.
     wakeups.wake_all();
-    let mut ping = tokio::time::interval(PUBSUB_PING);
+    let mut ping = tokio::time::interval(pool.config.pubsub_ping);
     ping.reset();
     loop {
         tokio::select! {
@@ -199,7 +206,9 @@ async fn subscribed(
                 }
             }
             _ = ping.tick() => {
-                within(limit, "ping", sink.ping::<String>()).await?;
+                // In subscribed mode Redis answers PING with `["pong", ""]`, not a
+                // string: any answer proves the connection alive.
+                within(limit, "ping", sink.ping::<deadpool_redis::redis::Value>()).await?;
             }
         }
     }
