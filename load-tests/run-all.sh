@@ -9,7 +9,7 @@
 #
 # Needs what `scripts/test.sh` installs: root, dockerd, the sandbox image and, for
 # distributed mode, RabbitMQ and Redis (`bash scripts/install-deps.sh --services`).
-# Env: REPEAT (saturation repetitions, default 3), PORT (default 3890), AMQP_URL,
+# Env: REPEAT (single-user and saturation repetitions, default 3), PORT (default 3890), AMQP_URL,
 # REDIS_URL. Never part of CI (it takes about 15 minutes per mode).
 set -euo pipefail
 
@@ -83,11 +83,19 @@ for mode in embedded distributed; do
     [[ "$MODES" == both || "$MODES" == "$mode" ]] || continue
     start "$mode"
     bench "seed-$mode" seed --users 25 --requests 100 --mode "$mode"
-    bench "single-user-$mode" saturation --users 1 --requests 300 --rounds 5 --mode "$mode"
+    for i in $(seq 1 "$REPEAT"); do
+        bench "single-user-$mode-$i" saturation --users 1 --requests 300 --rounds 5 --mode "$mode"
+    done
     for i in $(seq 1 "$REPEAT"); do
         bench "saturation-$mode-$i" saturation --users 25 --requests 100 --rounds 3 --mode "$mode"
     done
     bench "cold-$mode" cold --sessions 10 --mode "$mode"
     stop
 done
+if [[ "$MODES" == both || "$MODES" == embedded ]]; then
+    # The cold path without a pool: the engine in the bench process, warm pool then none.
+    echo "== cold-in-process"
+    "$BIN/tether-bench" cold --in-process --sessions 8 --quiet \
+        --json "$OUT/cold-in-process.json" | tee "$OUT/cold-in-process.txt"
+fi
 echo "reports in $OUT"
