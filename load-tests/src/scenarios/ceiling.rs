@@ -19,7 +19,7 @@ use tether_worker_host::EngineConfig;
 use tether_worker_host::container::{ContainerRuntime, NODE_LABEL};
 use tether_worker_host::janitor;
 use tether_worker_host::kernel::ExecEnd;
-use tether_worker_host::output::OutputCollector;
+use tether_worker_host::output::{Collected, OutputCollector};
 use tether_worker_host::sandbox::Sandbox;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -51,18 +51,32 @@ impl Target for KernelSession {
         kernel.drain_stale();
         let deadline = Instant::now() + self.timeout;
         let collector = OutputCollector::new(self.output_cap);
-        match kernel
+        let mut end = kernel
             .execute(code, deadline, collector, None, &self.never)
-            .await
-        {
-            Ok((_, ExecEnd::Completed(c))) => {
+            .await;
+        // A missed heartbeat on a busy machine: keep waiting, as the engine does while
+        // the container runs (its own container is not checked here; the deadline bounds
+        // the wait).
+        let mut earlier = Collected::default();
+        while let Ok((id, ExecEnd::Silent(more))) = end {
+            earlier.extend(more);
+            let collector = OutputCollector::continuing(self.output_cap, &earlier);
+            let resumed = kernel
+                .resume(&id, deadline, collector, None, Some(&self.never))
+                .await;
+            end = Ok((id, resumed));
+        }
+        match end {
+            Ok((_, ExecEnd::Completed(more))) => {
+                let mut c = earlier;
+                c.extend(more);
                 let error = c.error.map(|e| format!("{}: {}", e.ename, e.evalue));
                 Ok(Answer::from_outputs(&c.outputs, c.stdout, error))
             }
             Ok((_, ExecEnd::DeadlinePassed(_))) => {
                 Err(Failure::new("timeout", "kernel still busy at the deadline"))
             }
-            Ok((_, ExecEnd::KernelLost(_))) => {
+            Ok((_, ExecEnd::KernelLost(_) | ExecEnd::Silent(_))) => {
                 Err(Failure::new("kernel_lost", "kernel stopped answering"))
             }
             Err(e) => Err(Failure::new("kernel_channel", e.to_string())),
