@@ -7,8 +7,9 @@
 
 mod cluster;
 
-use cluster::{Cluster, ClusterConfig, HEARTBEAT_TTL, SWEEP, execute, new_user, pick};
-use std::process::Command;
+use cluster::{
+    Cluster, ClusterConfig, HEARTBEAT_TTL, SWEEP, execute, new_user, pick, redis_set_members,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,18 +100,6 @@ async fn session_client(shared: Arc<Shared>, user: String) -> Seen {
         }
     }
     seen
-}
-
-fn redis_set_members(redis: &str, key: &str) -> Vec<String> {
-    let out = Command::new("redis-cli")
-        .args(["-u", redis, "SMEMBERS", key])
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

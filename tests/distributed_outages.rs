@@ -13,7 +13,9 @@
 
 mod cluster;
 
-use cluster::{Cluster, ClusterConfig, Reply, amqp_url, execute, new_user, pick};
+use cluster::{
+    Cluster, ClusterConfig, Reply, amqp_url, execute, new_user, pick, redis_set_members,
+};
 use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use std::collections::HashMap;
@@ -33,20 +35,7 @@ fn append_code(token: &str) -> String {
 }
 
 fn node_jobs(redis: &str, namespace: &str, node: &str) -> Vec<String> {
-    let out = Command::new("redis-cli")
-        .args([
-            "-u",
-            redis,
-            "SMEMBERS",
-            &format!("{namespace}tether:node-jobs:{node}"),
-        ])
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
+    redis_set_members(redis, &format!("{namespace}tether:node-jobs:{node}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -570,6 +570,19 @@ pub fn remove_redis_keys(redis: &str, namespace: &str) {
 }
 
 /// p50 / p95 of durations, for the figures tests print.
+/// The members of a Redis set, read with `redis-cli` (outside the code under test).
+pub fn redis_set_members(redis: &str, key: &str) -> Vec<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", redis, "SMEMBERS", key])
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];

@@ -20,6 +20,41 @@ use tether_protocol::{
     UnixMillis, UserUuid,
 };
 
+/// Every store promise, in one call, so each implementation runs the same list.
+pub async fn store_contract(store: Arc<dyn JobStore>) {
+    store_transitions_only_move_forward(store.as_ref()).await;
+    store_status_changes_are_logged(store.as_ref()).await;
+    store_update_expecting_checks_the_belief(store.as_ref()).await;
+    store_wait_wakes_on_finish(store.clone()).await;
+    store_events_resume(store.clone()).await;
+    store_seq_per_session(store.as_ref()).await;
+    store_lists_session_jobs(store.as_ref()).await;
+    store_idempotency_keys(store.clone()).await;
+    store_webhook_outbox(store.as_ref()).await;
+    store_outbox_claims_are_exclusive(store.clone()).await;
+    store_indexes_active_jobs_by_node(store.as_ref()).await;
+    store_undelivered_only_ends_queued_jobs(store.as_ref()).await;
+    store_publish_turns_follow_seq(store).await;
+}
+
+/// Every registry promise, in one call. `prefix` names this run's nodes.
+pub async fn registry_contract(registry: Arc<dyn SessionRegistry>, prefix: &str) {
+    registry_binds_atomically(registry.clone(), prefix).await;
+    registry_tracks_node_loss(registry.clone(), prefix).await;
+    registry_places_atomically(registry, prefix).await;
+}
+
+/// A node heartbeat for tests: capacity 10, no sessions, not draining.
+fn idle_node(id: &NodeId) -> NodeInfo {
+    NodeInfo {
+        id: id.clone(),
+        capacity: 10,
+        sessions: 0,
+        draining: false,
+        detail: serde_json::Value::Null,
+    }
+}
+
 /// A job for tests: `print(n)` in a fresh session.
 pub fn sample_job(user: UserUuid, seq: u64) -> Job {
     Job {
@@ -379,19 +414,12 @@ pub async fn bus_delivers_in_order_and_requeues(bus: &dyn JobBus, node_name: &st
 pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefix: &str) {
     let a = node(&format!("{prefix}-a"));
     let b = node(&format!("{prefix}-b"));
-    let info = |id: &NodeId| NodeInfo {
-        id: id.clone(),
-        capacity: 10,
-        sessions: 0,
-        draining: false,
-        detail: serde_json::Value::Null,
-    };
     registry
-        .heartbeat(info(&a), Duration::from_secs(30))
+        .heartbeat(idle_node(&a), Duration::from_secs(30))
         .await
         .unwrap();
     registry
-        .heartbeat(info(&b), Duration::from_millis(200))
+        .heartbeat(idle_node(&b), Duration::from_millis(200))
         .await
         .unwrap();
     let live = registry.live_nodes().await.unwrap();
@@ -430,7 +458,7 @@ pub async fn registry_binds_atomically(registry: Arc<dyn SessionRegistry>, prefi
 
     registry.set_draining(&a, true).await.unwrap();
     registry
-        .heartbeat(info(&a), Duration::from_secs(30))
+        .heartbeat(idle_node(&a), Duration::from_secs(30))
         .await
         .unwrap();
     let live = registry.live_nodes().await.unwrap();
@@ -581,19 +609,12 @@ pub async fn store_publish_turns_follow_seq(store: Arc<dyn JobStore>) {
 pub async fn registry_tracks_node_loss(registry: Arc<dyn SessionRegistry>, prefix: &str) {
     let a = node(&format!("{prefix}-la"));
     let b = node(&format!("{prefix}-lb"));
-    let info = |id: &NodeId| NodeInfo {
-        id: id.clone(),
-        capacity: 10,
-        sessions: 0,
-        draining: false,
-        detail: serde_json::Value::Null,
-    };
     registry
-        .heartbeat(info(&a), Duration::from_secs(30))
+        .heartbeat(idle_node(&a), Duration::from_secs(30))
         .await
         .unwrap();
     registry
-        .heartbeat(info(&b), Duration::from_millis(300))
+        .heartbeat(idle_node(&b), Duration::from_millis(300))
         .await
         .unwrap();
     let (u1, u2, u3) = (UserUuid::random(), UserUuid::random(), UserUuid::random());

@@ -13,7 +13,5 @@ async fn registry_contract() {
     let config = redis_config(&redis_url());
     let name = config.prefix.trim_end_matches(':').to_owned();
     let registry = Arc::new(RedisRegistry::new(redis_pool(config).await));
-    contract::registry_binds_atomically(registry.clone(), &name).await;
-    contract::registry_tracks_node_loss(registry.clone(), &name).await;
-    contract::registry_places_atomically(registry, &name).await;
+    contract::registry_contract(registry, &name).await;
 }

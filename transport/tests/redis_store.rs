@@ -14,22 +14,8 @@ use tether_transport::{JobStore, RecordUpdate, UpdateOutcome};
 
 #[tokio::test]
 async fn store_contract() {
-    let store = Arc::new(RedisStore::new(
-        redis_pool(redis_config(&redis_url())).await,
-    ));
-    contract::store_transitions_only_move_forward(store.as_ref()).await;
-    contract::store_status_changes_are_logged(store.as_ref()).await;
-    contract::store_update_expecting_checks_the_belief(store.as_ref()).await;
-    contract::store_wait_wakes_on_finish(store.clone()).await;
-    contract::store_events_resume(store.clone()).await;
-    contract::store_seq_per_session(store.as_ref()).await;
-    contract::store_lists_session_jobs(store.as_ref()).await;
-    contract::store_idempotency_keys(store.clone()).await;
-    contract::store_webhook_outbox(store.as_ref()).await;
-    contract::store_outbox_claims_are_exclusive(store.clone()).await;
-    contract::store_indexes_active_jobs_by_node(store.as_ref()).await;
-    contract::store_undelivered_only_ends_queued_jobs(store.as_ref()).await;
-    contract::store_publish_turns_follow_seq(store.clone()).await;
+    let pool = redis_pool(redis_config(&redis_url())).await;
+    contract::store_contract(Arc::new(RedisStore::new(pool))).await;
 }
 
 /// A waiter on one store instance is woken by an update made through another (as an API
